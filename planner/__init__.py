@@ -1,0 +1,1 @@
+"""hbmplan: per-device HBM planning for sglang-jax and RL training on Cloud TPU."""

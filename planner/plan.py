@@ -1,0 +1,282 @@
+"""Compose a plan: hardware + model + engine + training → per-device breakdown and verdict.
+
+Pure functions over the typed records of the other modules; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.components import Component
+from planner.engine import (
+    EngineProfile,
+    KvSizing,
+    get_profile,
+    kv_component,
+    kv_layout,
+    max_num_reqs,
+    max_running_requests,
+    param_component,
+    req_to_token_bytes,
+    size_kv,
+)
+from planner.errors import PlanError
+from planner.model import ModelSpec, load_model_spec
+from planner.request import PlanRequest, validate
+from planner.tpu import TpuSlice, parse_slice
+from planner.training import TrainingMemory, bucket, parse_mesh, train_shape, training_memory
+from planner.units import ceil_div, dtype_bytes, fmt_gib
+
+VERDICTS = ("fits", "oom", "engine_cannot_start")
+DEFAULT_MFS_INFER = 0.88
+DEFAULT_MFS_RL = 0.5
+DEFAULT_CHUNKED_PREFILL = 4096
+
+
+@dataclass
+class EnginePlan:
+    """The engine's side of a plan (per device unless noted)."""
+
+    tp: int
+    mem_fraction_static: float
+    context_len: int
+    requested_max_total_tokens: int | None
+    sizing: KvSizing
+    param_bytes_per_device: int
+    kv_bytes_per_device: int
+    kv_bytes_total: int
+    max_running_requests: int
+    req_to_token_bytes: int
+    runtime_temp_bytes: int
+    knobs_source: str
+
+    def to_json(self) -> dict:
+        s = self.sizing
+        return {
+            "tp": self.tp,
+            "mem_fraction_static": self.mem_fraction_static,
+            "context_len": self.context_len,
+            "requested_max_total_tokens": self.requested_max_total_tokens,
+            "max_total_tokens": s.num_tokens,
+            "profiled_tokens": s.profiled_tokens,
+            "capped_by": s.capped_by,
+            "f0_bytes": s.f0_bytes,
+            "f1_bytes": s.f1_bytes,
+            "kv_budget_bytes": s.avail_bytes,
+            "reserved_bytes": s.reserved_bytes,
+            "cell_bytes": s.cell_bytes,
+            "param_bytes_per_device": self.param_bytes_per_device,
+            "kv_bytes_per_device": self.kv_bytes_per_device,
+            "kv_bytes_total": self.kv_bytes_total,
+            "max_running_requests": self.max_running_requests,
+            "req_to_token_host_bytes": self.req_to_token_bytes,
+            "runtime_temp_bytes_estimate": self.runtime_temp_bytes,
+            "error": s.error,
+            "knobs_source": self.knobs_source,
+        }
+
+
+@dataclass
+class Plan:
+    """A finished plan. HBM components are per device; ``host`` components are per host."""
+
+    request: PlanRequest
+    slice: TpuSlice
+    spec: ModelSpec
+    profile: EngineProfile
+    components: list[Component]
+    host: list[Component]
+    verdict: str
+    headline: str
+    engine: EnginePlan | None = None
+    training: TrainingMemory | None = None
+    step_need_bytes: int | None = None
+    free_at_step_bytes: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def limit_bytes(self) -> int:
+        return self.slice.limit_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.bytes for c in self.components)
+
+    @property
+    def headroom_bytes(self) -> int:
+        return self.limit_bytes - self.total_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.verdict == "fits"
+
+
+# -- engine ---------------------------------------------------------------------------------------
+
+
+def _engine_runtime_temp(spec: ModelSpec, tp: int, it: int, tokens_pad: int, bs_pad: int) -> Component:
+    """Estimate of one forward's transient buffers: padded tokens × activations + fp32 logits."""
+    H = spec.hidden
+    inter = spec.intermediate if spec.moe is None else spec.moe.moe_intermediate * spec.moe.experts_per_tok
+    hkv = tp if tp > spec.kv_heads else spec.kv_heads
+    per_token = 2 * H + ceil_div(spec.q_dim + 2 * hkv * spec.head_dim, tp) + ceil_div(2 * inter, tp)
+    acts = tokens_pad * per_token * it
+    logits = bs_pad * spec.vocab * 4
+    return Component(
+        "engine.runtime_temporaries", acts + logits,
+        "tok_pad · (2H + (nH + 2Hkv)·hd/T + 2I/T) · it  +  bs_pad · V · 4",
+        {"tok_pad": tokens_pad, "bs_pad": bs_pad, "H": H, "T": tp, "I": inter, "V": spec.vocab, "it": it,
+         "activations": acts, "logits": logits},
+        exact=False, phase="transient",
+        basis="estimate of the largest precompiled forward (token padding = min(max_prefill_tokens, "
+        "chunked_prefill_size), batch padding = min(max_running_requests, tokens)); not yet measured",
+    )
+
+
+def plan_engine(
+    spec: ModelSpec,
+    slc: TpuSlice,
+    profile: EngineProfile,
+    req: PlanRequest,
+    *,
+    tp: int,
+    f0_free_bytes: int,
+    mem_fraction_static: float,
+    max_total_tokens: int | None,
+    max_running_flag: int | None,
+    context_len: int,
+    knobs_source: str,
+) -> tuple[EnginePlan, list[Component], list[Component]]:
+    """Size the engine on devices with ``f0_free_bytes`` free; return its HBM and host components."""
+    if slc.num_devices % tp:
+        raise PlanError(
+            f"--tp {tp} does not divide the {slc.num_devices} devices of {slc.name}; valid: "
+            + ", ".join(str(t) for t in range(1, slc.num_devices + 1) if slc.num_devices % t == 0 and spec.heads % t == 0)
+        )
+    kv_dtype = req.kv_dtype or req.dtype
+    params = param_component(spec, tp, profile, req.dtype, "engine.params")
+    probe = kv_layout(spec, tp, 1, profile, kv_dtype, req.page_size)
+    sizing = size_kv(f0_free_bytes, params.bytes, probe.cell_bytes, mem_fraction_static, max_total_tokens,
+                     req.page_size)
+    hbm = [params]
+    n = sizing.num_tokens
+    kv_total = kv_dev = 0
+    if sizing.error is None:
+        kv = kv_layout(spec, tp, n, profile, kv_dtype, req.page_size)
+        kv_total, kv_dev = kv.total_bytes, kv.per_device_bytes
+        hbm.append(kv_component(kv, "engine.kv_cache", profile))
+    rows = max_num_reqs(sizing.profiled_tokens, context_len, max_running_flag)
+    mrr = max_running_requests(n, rows, context_len, req.page_size, max_running_flag) if n else 0
+    chunk = DEFAULT_CHUNKED_PREFILL if req.chunked_prefill_size is None else req.chunked_prefill_size
+    tokens_pad = req.max_prefill_tokens if chunk <= 0 else min(req.max_prefill_tokens, chunk)
+    bs_pad = max(1, min(mrr, tokens_pad))
+    temp = _engine_runtime_temp(spec, tp, dtype_bytes(req.dtype), tokens_pad, bs_pad)
+    host = [Component(
+        "engine.req_to_token", req_to_token_bytes(rows, context_len),
+        "(max_num_reqs + 1) · (context_len + 4) · 4   (host numpy int32)",
+        {"max_num_reqs": rows, "context_len": context_len}, where="host",
+        basis="ReqToTokenPool; max_num_reqs = --max-running-requests, else min(max(profiled/ctx·512, 2048), 4096)",
+    )]
+    eng = EnginePlan(tp, mem_fraction_static, context_len, max_total_tokens, sizing, params.bytes, kv_dev,
+                     kv_total, mrr, host[0].bytes, temp.bytes, knobs_source)
+    return eng, hbm, [temp] + host
+
+
+# -- workloads ------------------------------------------------------------------------------------
+
+
+def _sequences(req: PlanRequest) -> int:
+    if req.prompts is not None:
+        return req.prompts * req.samples_per_prompt
+    if req.bs is not None:
+        return req.bs
+    return 32
+
+
+def rl_engine_defaults(req: PlanRequest, sequences: int, local_devices: int) -> tuple[int, int, int, str]:
+    """The seeds' runner defaults: (context_len, max_total_tokens, max_running_requests, source)."""
+    ctx = bucket(bucket(req.prompt_len) + bucket(req.len))
+    chunk = req.rollout_chunk or min(sequences, local_devices)
+    mtt = min(min(16384, max(8192, 8 * ctx)), ctx * chunk)
+    return ctx, mtt, chunk, "runner defaults: ctx = bucket(bucket(prompt)+bucket(len)), " \
+        "max_total_tokens = min(16384, max(8192, 8·ctx), ctx·chunk), max_running_requests = chunk"
+
+
+def make_plan(req: PlanRequest) -> Plan:
+    """Build the plan for ``req``. Raises :class:`PlanError` for bad input."""
+    req = validate(req)
+    slc = parse_slice(req.tpu)
+    spec = load_model_spec(req.model)
+    profile = get_profile(req.engine_version)
+    limit = slc.limit_bytes
+    notes: list[str] = []
+
+    if req.workload == "infer":
+        tp = req.tp or slc.num_devices
+        mfs = req.mem_fraction_static if req.mem_fraction_static is not None else DEFAULT_MFS_INFER
+        ctx = req.context_length or spec.max_position
+        eng, hbm, transient = plan_engine(
+            spec, slc, profile, req, tp=tp, f0_free_bytes=limit, mem_fraction_static=mfs,
+            max_total_tokens=req.max_total_tokens, max_running_flag=req.max_running_requests, context_len=ctx,
+            knobs_source="sglang-jax defaults and flags",
+        )
+        host = [c for c in transient if c.where == "host"]
+        comps = hbm + [c for c in transient if c.where == "hbm"]
+        if req.max_total_tokens and eng.sizing.error is None and eng.sizing.num_tokens < req.max_total_tokens:
+            notes.append(f"max_total_tokens {req.max_total_tokens} exceeds what mem_fraction_static {mfs} buys; "
+                         f"the engine uses {eng.sizing.num_tokens} (it only logs a warning)")
+        plan = Plan(req, slc, spec, profile, comps, host, "fits", "", engine=eng, notes=notes)
+        if eng.sizing.error:
+            plan.verdict = "engine_cannot_start"
+            plan.headline = (f"engine cannot start: {eng.sizing.error} (KV budget F1 − F0·(1−mfs) = "
+                             f"{fmt_gib(eng.sizing.avail_bytes)} ≤ 0)")
+        elif plan.total_bytes > limit:
+            plan.verdict = "oom"
+            plan.headline = (f"oom: params + KV + forward temporaries need {fmt_gib(plan.total_bytes)} "
+                             f"of {fmt_gib(limit)} per device")
+        else:
+            plan.headline = f"fits: {fmt_gib(plan.total_bytes)} of {fmt_gib(limit)} per device"
+        return plan
+
+    # training and co-located RL
+    sequences = _sequences(req)
+    mesh = parse_mesh(req.mesh, slc.num_devices)
+    shape = train_shape(sequences, req.micro_bs, req.prompt_len, req.len, mesh)
+    train = training_memory(spec, mesh, shape, req.optimizer, req.param_dtype, req.compute_dtype, req.remat, req.beta)
+    resident = list(train.resident)
+    need = train.step_temp_bytes
+    host: list[Component] = []
+    eng = None
+    engine_hbm: list[Component] = []
+    if req.workload == "rl":
+        local = slc.devices_per_host
+        ctx, mtt, chunk, source = rl_engine_defaults(req, sequences, local)
+        flags = req.max_total_tokens is not None or req.max_running_requests is not None or req.context_length
+        if flags:
+            source = "sglang-jax flags given by the user; runner defaults for the rest"
+        mfs = req.mem_fraction_static if req.mem_fraction_static is not None else DEFAULT_MFS_RL
+        free_at_engine = limit - sum(c.bytes for c in resident)
+        eng, engine_hbm, transient = plan_engine(
+            spec, slc, profile, req, tp=req.tp or local, f0_free_bytes=free_at_engine,
+            mem_fraction_static=mfs,
+            max_total_tokens=req.max_total_tokens if req.max_total_tokens is not None else mtt,
+            max_running_flag=req.max_running_requests if req.max_running_requests is not None else chunk,
+            context_len=req.context_length or ctx, knobs_source=source,
+        )
+        host = [c for c in transient if c.where == "host"]
+    comps = resident + engine_hbm + list(train.step)
+    free = limit - sum(c.bytes for c in resident) - sum(c.bytes for c in engine_hbm)
+    plan = Plan(req, slc, spec, profile, comps, host, "fits", "", engine=eng, training=train,
+                step_need_bytes=need, free_at_step_bytes=free, notes=notes)
+    if eng is not None and eng.sizing.error:
+        plan.verdict = "engine_cannot_start"
+        plan.headline = (f"engine cannot start: {eng.sizing.error} (after the training state, F0 = "
+                         f"{fmt_gib(eng.sizing.f0_bytes)}; KV budget F1 − F0·(1−mfs) = "
+                         f"{fmt_gib(eng.sizing.avail_bytes)} ≤ 0)")
+    elif need > free:
+        plan.verdict = "oom"
+        plan.headline = (f"oom: RESOURCE_EXHAUSTED loading 'jit_training_step': jit_training_step needs "
+                         f"{fmt_gib(need)}, {fmt_gib(max(free, 0))} free")
+    else:
+        plan.headline = f"fits: jit_training_step needs {fmt_gib(need)}, {fmt_gib(free)} free"
+    return plan
