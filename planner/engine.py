@@ -27,19 +27,25 @@ class EngineProfile:
       source: the upstream commit and files the layout was read from.
       head_dim_align: KV head dim is rounded up to this multiple (1 = no alignment).
       embedding_sharded: embedding and lm_head split by vocab over 'tensor' (else replicated).
-      bias_sharded: q/k/v biases split over 'tensor' (else replicated).
-      moe_experts_sharded_on: ``"experts"`` (expert axis over data×tensor) or
-        ``"intermediate"`` (each expert's intermediate dim over 'tensor').
-      moe_router_sharded: the router kernel's expert dim is split over devices.
+      dummy_bias_sharded: with ``load_format='dummy'`` the q/k/v biases are split over 'tensor'
+        (real weights keep them replicated on every profile).
+      moe_experts_sharded_on: ``"experts"`` (expert axis over all devices, EP = data×tensor) or
+        ``"intermediate"`` (EPMoE with ep_size 1: each expert's intermediate dim over all devices).
+      moe_dummy_experts_squared: the dummy loader builds E/EP experts globally and splits them EP
+        ways again, so a device holds E/EP² experts (0.0.2).
+      moe_router_sharded: the router kernel's expert dim is split over all devices.
+      moe_router_dtype: dtype of the router kernel (None: the model dtype).
     """
 
     version: str
     source: str
     head_dim_align: int
     embedding_sharded: bool
-    bias_sharded: bool
+    dummy_bias_sharded: bool
     moe_experts_sharded_on: str
+    moe_dummy_experts_squared: bool
     moe_router_sharded: bool
+    moe_router_dtype: str | None
 
 
 PROFILES: dict[str, EngineProfile] = {
@@ -51,19 +57,24 @@ PROFILES: dict[str, EngineProfile] = {
             "model_runner.profile_max_num_token, models/qwen2.py, models/qwen3_moe.py (EPMoE, ep_size 1)",
             head_dim_align=128,
             embedding_sharded=True,
-            bias_sharded=False,
+            dummy_bias_sharded=False,
             moe_experts_sharded_on="intermediate",
+            moe_dummy_experts_squared=False,
             moe_router_sharded=False,
+            moe_router_dtype=None,
         ),
         EngineProfile(
             version="0.0.2",
             source="sglang-jax 0.0.2 from PyPI (= sgl-project/sglang-jax@3b79326b, 2025-10-22); "
-            "embedding/lm_head WeightMapping sharding (None, None), qwen3_moe experts on ('data','tensor')",
+            "embedding/lm_head WeightMapping sharding (None, None), qwen3_moe EPMoE experts on ('data','tensor'); "
+            "layout measured on CPU to the byte (validator/NOTES-engine-layout.md)",
             head_dim_align=1,
             embedding_sharded=False,
-            bias_sharded=False,
+            dummy_bias_sharded=True,
             moe_experts_sharded_on="experts",
+            moe_dummy_experts_squared=True,
             moe_router_sharded=True,
+            moe_router_dtype="float32",
         ),
     )
 }
@@ -115,20 +126,38 @@ def check_tp(spec: ModelSpec, tp: int) -> None:
 # -- parameters --------------------------------------------------------------------------------
 
 
-def param_elements_per_device(spec: ModelSpec, tp: int, profile: EngineProfile) -> dict[str, int]:
-    """Elements of the engine's weights held by one device, by group.
+LOAD_FORMATS = ("real", "dummy")
 
-    Sharding (read from the engine's WeightMappings): q/k/v and gate/up split on their output
-    dim over 'tensor'; o and down on their input dim; k/v copied up to T heads when kv < T;
-    norms replicated; embedding/lm_head and biases per the profile.
+
+def param_bytes_by_group(
+    spec: ModelSpec,
+    tp: int,
+    profile: EngineProfile,
+    dtype: str = "bfloat16",
+    load_format: str = "real",
+    num_devices: int | None = None,
+) -> dict[str, int]:
+    """Bytes of the engine's weights held by one device, by group.
+
+    Sharding (read from the engine's WeightMappings and measured on the real engine): q/k/v and
+    gate/up split on their output dim over 'tensor'; o and down on their input dim; k/v built
+    with T heads when kv < T; norms replicated; embedding/lm_head, biases and MoE experts per
+    the profile. ``num_devices`` is the engine mesh size (data × tensor; default tp), over which
+    MoE experts are split.
     """
     check_tp(spec, tp)
+    if load_format not in LOAD_FORMATS:
+        raise PlanError(f"unknown load format {load_format!r}; valid: {', '.join(LOAD_FORMATS)}")
+    it = dtype_bytes(dtype)
+    world = num_devices or tp
     H, hd, T = spec.hidden, spec.head_dim, tp
     hkv = replicated_kv_heads(spec.kv_heads, T)
     q_dev = ceil_div(spec.q_dim, T)
     kv_dev = ceil_div(hkv * hd, T)
     vocab_rows = ceil_div(spec.vocab, T) if profile.embedding_sharded else spec.vocab
-    groups = {
+    bias_sharded = profile.dummy_bias_sharded and load_format == "dummy"
+    router_it = dtype_bytes(profile.moe_router_dtype) if profile.moe_router_dtype else it
+    el = {
         "embedding": vocab_rows * H,
         "lm_head": 0 if spec.tied else vocab_rows * H,
         "final_norm": H,
@@ -136,41 +165,55 @@ def param_elements_per_device(spec: ModelSpec, tp: int, profile: EngineProfile) 
         "attention_bias": 0,
         "norms": 0,
         "mlp": 0,
-        "moe_router": 0,
         "moe_experts": 0,
     }
+    router_bytes = 0
     for i in range(spec.layers):
-        groups["attention"] += 2 * H * q_dev + 2 * H * kv_dev
+        el["attention"] += 2 * H * q_dev + 2 * H * kv_dev
         if spec.qkv_bias:
-            groups["attention_bias"] += (q_dev + 2 * kv_dev) if profile.bias_sharded else (spec.q_dim + 2 * hkv * hd)
+            el["attention_bias"] += (q_dev + 2 * kv_dev) if bias_sharded else (spec.q_dim + 2 * hkv * hd)
         if spec.o_bias:
-            groups["attention_bias"] += H
-        groups["norms"] += spec.norm_params()
+            el["attention_bias"] += H
+        el["norms"] += spec.norm_params()
         if spec.is_moe_layer(i):
             m = spec.moe
             E = m.num_experts
-            groups["moe_router"] += H * (ceil_div(E, T) if profile.moe_router_sharded else E)
+            router_bytes += H * (ceil_div(E, world) if profile.moe_router_sharded else E) * router_it
             if profile.moe_experts_sharded_on == "experts":
-                groups["moe_experts"] += ceil_div(E, T) * 3 * H * m.moe_intermediate
+                experts = ceil_div(E, world)
+                if load_format == "dummy" and profile.moe_dummy_experts_squared:
+                    experts = ceil_div(experts, world)
+                el["moe_experts"] += experts * 3 * H * m.moe_intermediate
             else:
-                groups["moe_experts"] += E * 3 * H * ceil_div(m.moe_intermediate, T)
+                el["moe_experts"] += E * 3 * H * ceil_div(m.moe_intermediate, world)
         else:
-            groups["mlp"] += 3 * H * ceil_div(spec.intermediate, T)
-    return groups
+            el["mlp"] += 3 * H * ceil_div(spec.intermediate, T)
+    out = {k: v * it for k, v in el.items()}
+    out["moe_router"] = router_bytes
+    return out
 
 
-def param_bytes_per_device(spec: ModelSpec, tp: int, profile: EngineProfile, dtype: str = "bfloat16") -> int:
+def param_bytes_per_device(
+    spec: ModelSpec,
+    tp: int,
+    profile: EngineProfile,
+    dtype: str = "bfloat16",
+    load_format: str = "real",
+    num_devices: int | None = None,
+) -> int:
     """Bytes of the engine's weights on one device (exact layout of ``profile``)."""
-    return sum(param_elements_per_device(spec, tp, profile).values()) * dtype_bytes(dtype)
+    return sum(param_bytes_by_group(spec, tp, profile, dtype, load_format, num_devices).values())
 
 
-def param_component(spec: ModelSpec, tp: int, profile: EngineProfile, dtype: str, name: str) -> Component:
-    groups = param_elements_per_device(spec, tp, profile)
+def param_component(
+    spec: ModelSpec, tp: int, profile: EngineProfile, dtype: str, name: str, num_devices: int | None = None
+) -> Component:
+    groups = param_bytes_by_group(spec, tp, profile, dtype, "real", num_devices)
     it = dtype_bytes(dtype)
     emb = "V/T·H" if profile.embedding_sharded else "V·H (replicated)"
     return Component(
         name=name,
-        bytes=sum(groups.values()) * it,
+        bytes=sum(groups.values()),
         formula=(
             f"it · [ {emb} · (2 if untied else 1) + H + L · ((2·nH·hd·H + 2·Hkv·hd·H + 3·H·I)/T "
             "+ norms + biases) ]  (MoE layers: router + experts as sharded)"
@@ -178,7 +221,7 @@ def param_component(spec: ModelSpec, tp: int, profile: EngineProfile, dtype: str
         inputs={
             "it": it, "T": tp, "V": spec.vocab, "H": spec.hidden, "L": spec.layers, "nH": spec.heads,
             "kv": spec.kv_heads, "Hkv": replicated_kv_heads(spec.kv_heads, tp), "hd": spec.head_dim,
-            "I": spec.intermediate, "tied": spec.tied, "elements_by_group": groups,
+            "I": spec.intermediate, "tied": spec.tied, "bytes_by_group": groups,
         },
         exact=True,
         basis=f"engine profile {profile.version}: {profile.source}",

@@ -154,7 +154,7 @@ def plan_engine(
             + ", ".join(str(t) for t in range(1, slc.num_devices + 1) if slc.num_devices % t == 0 and spec.heads % t == 0)
         )
     kv_dtype = req.kv_dtype or req.dtype
-    params = param_component(spec, tp, profile, req.dtype, "engine.params")
+    params = param_component(spec, tp, profile, req.dtype, "engine.params", num_devices=slc.num_devices)
     probe = kv_layout(spec, tp, 1, profile, kv_dtype, req.page_size)
     sizing = size_kv(f0_free_bytes, params.bytes, probe.cell_bytes, mem_fraction_static, max_total_tokens,
                      req.page_size)
