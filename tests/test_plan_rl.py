@@ -1,0 +1,95 @@
+"""The design-card story: co-located GRPO on a v4-8, against the seeds' measured outcomes."""
+
+import pytest
+
+from planner.errors import PlanError
+from planner.plan import make_plan
+from planner.request import PlanRequest
+from planner.training import Mesh, bucket, parse_mesh, train_seq_len, train_shape, training_memory
+from planner.model import load_model_spec
+from planner.units import GiB
+
+SEED = PlanRequest(tpu="v4-8", model="Qwen2.5-7B", bs=32, len=1024, micro_bs=4, prompt_len=512)
+
+
+def test_seed_default_engine_oom_need_and_free():
+    p = make_plan(SEED)
+    assert p.verdict == "oom"
+    assert abs(p.step_need_bytes / GiB - 7.82) <= 0.5
+    assert abs(p.free_at_step_bytes / GiB - 5.68) <= 0.5
+    assert "jit_training_step" in p.headline
+
+
+def test_seed_small_engine_still_oom():
+    p = make_plan(SEED.with_(mem_fraction_static=0.4, max_total_tokens=1536, max_running_requests=1, rollout_chunk=1))
+    assert p.verdict == "oom"
+    assert abs(p.free_at_step_bytes / GiB - 5.90) <= 0.15
+    assert p.engine.sizing.num_tokens == 1536
+
+
+def test_seed_mfs_035_engine_cannot_start():
+    p = make_plan(SEED.with_(mem_fraction_static=0.35))
+    assert p.verdict == "engine_cannot_start"
+    assert "Not enough memory" in p.headline
+
+
+def test_seed_smoke_fits():
+    p = make_plan(PlanRequest(tpu="v4-8", model="Qwen2.5-7B", prompts=1, samples_per_prompt=4, prompt_len=512,
+                              len=64, mem_fraction_static=0.5))
+    assert p.verdict == "fits"
+
+
+def test_design_card_default_micro_batch_is_oom():
+    p = make_plan(PlanRequest(tpu="v4-8", model="Qwen2.5-7B", bs=32, len=1024))
+    assert p.verdict == "oom" and p.training.shape.grad_accum == 1
+
+
+def test_resident_terms_hand_computed():
+    # Qwen2.5-7B over fsdp 4: matrices / 4 + replicated norms and biases, fp32.
+    s = load_model_spec("Qwen2.5-7B")
+    replicated = 28 * (2 * 3584 + 3584 + 2 * 512) + 3584
+    p_dev = (7_615_616_512 - replicated) // 4 + replicated
+    shape = train_shape(32, 4, 512, 1024, Mesh(1, 4, 1))
+    tm = training_memory(s, Mesh(1, 4, 1), shape, "lion")
+    names = {c.name: c.bytes for c in tm.resident}
+    assert names == {"train.master_params": 4 * p_dev, "train.optimizer_state": 4 * p_dev,
+                     "train.grad_accumulator": 4 * p_dev}
+    adam = training_memory(s, Mesh(1, 4, 1), shape, "adamw")
+    assert {c.name: c.bytes for c in adam.resident}["train.optimizer_state"] == 8 * p_dev
+    sgd = training_memory(s, Mesh(1, 4, 1), train_shape(32, None, 512, 1024, Mesh(1, 4, 1)), "sgd", beta=0.1)
+    assert {c.name: c.bytes for c in sgd.resident} == {"train.master_params": 4 * p_dev,
+                                                        "train.reference_params": 4 * p_dev}
+
+
+def test_batch_arithmetic():
+    assert bucket(512) == 512 and bucket(513) == 1024 and bucket(64) == 128 and bucket(9000) == 16384
+    assert train_seq_len(512, 1024) == 1536
+    assert train_seq_len(2048, 64) == 2176
+    sh = train_shape(32, 4, 512, 1024, Mesh(1, 4, 1))
+    assert (sh.grad_accum, sh.micro_per_device, sh.tokens_per_device) == (8, 1, 1536)
+    assert train_shape(30, None, 512, 1024, Mesh(1, 4, 1)).padded_sequences == 32
+    with pytest.raises(PlanError, match="multiple of 4"):
+        train_shape(32, 1, 512, 1024, Mesh(1, 4, 1))
+    assert parse_mesh("1,-1,2", 8) == Mesh(1, 4, 2)
+    with pytest.raises(PlanError):
+        parse_mesh("2,2,2", 4)
+
+
+def _need(**kw):
+    base = dict(tpu="v4-8", model="Qwen2.5-1.5B", workload="train", bs=16, len=512)
+    return make_plan(PlanRequest(**{**base, **kw})).step_need_bytes
+
+
+@pytest.mark.parametrize("model", ["Qwen2.5-1.5B", "Qwen2.5-7B", "Llama-3.2-1B"])
+def test_monotonic(model):
+    for bs in (4, 8, 16, 32):
+        assert _need(model=model, bs=bs * 2) >= _need(model=model, bs=bs)
+    for n in (128, 512, 1024, 4096):
+        assert _need(model=model, len=n * 2) >= _need(model=model, len=n)
+    assert _need(model=model, remat="none") >= _need(model=model, remat="dots") >= _need(model=model, remat="full")
+
+
+def test_train_workload_has_no_engine():
+    p = make_plan(SEED.with_(workload="train"))
+    assert p.engine is None
+    assert p.free_at_step_bytes == p.limit_bytes - p.training.resident_bytes
