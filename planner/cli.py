@@ -78,7 +78,15 @@ def _cmd_plan(argv: list[str]) -> int:
     from planner.render import render_json, render_table
 
     plan = make_plan(_request_from_args(args))
-    print(render_json(plan) if args.json else render_table(plan, explain=args.explain))
+    ways = []
+    if args.suggest or not plan.fits:
+        from planner.suggest import suggestions
+
+        ways = suggestions(plan)
+    if args.json:
+        print(render_json(plan, ways))
+    else:
+        print(render_table(plan, explain=args.explain, suggestions=ways))
     return EXIT_FITS if plan.fits else EXIT_DOES_NOT_FIT
 
 

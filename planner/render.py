@@ -26,7 +26,7 @@ def _pct(n: int, limit: int) -> str:
     return f"{100.0 * n / limit:5.1f}%"
 
 
-def render_table(plan: Plan, explain: bool = False) -> str:
+def render_table(plan: Plan, explain: bool = False, suggestions=()) -> str:
     """Human-readable per-device breakdown, verdict and notes."""
     s, limit = plan.slice, plan.limit_bytes
     req = plan.request
@@ -85,10 +85,16 @@ def render_table(plan: Plan, explain: bool = False) -> str:
         out.append(f"note: {note}")
     out.append("")
     out.append(f"verdict: {plan.headline}")
+    if suggestions:
+        out.append("")
+        out.append("what to change (each re-checked with the same model):")
+        for sug in suggestions:
+            mark = {"fits": "+", "none": "x"}.get(sug.verdict, "-")
+            out.append(f"  [{mark}] {sug.title}: {sug.detail}")
     return "\n".join(out)
 
 
-def plan_to_json(plan: Plan) -> dict:
+def plan_to_json(plan: Plan, suggestions=()) -> dict:
     """The plan as one JSON object (keys documented in the README)."""
     s = plan.slice
     doc = {
@@ -109,6 +115,7 @@ def plan_to_json(plan: Plan) -> dict:
         },
         "host": {c.name: c.to_json() for c in plan.host},
         "notes": list(plan.notes),
+        "suggestions": [{"title": x.title, "detail": x.detail, "verdict": x.verdict} for x in suggestions],
     }
     if plan.engine is not None:
         doc["engine"] = plan.engine.to_json()
@@ -128,5 +135,5 @@ def plan_to_json(plan: Plan) -> dict:
     return doc
 
 
-def render_json(plan: Plan) -> str:
-    return json.dumps(plan_to_json(plan), indent=2)
+def render_json(plan: Plan, suggestions=()) -> str:
+    return json.dumps(plan_to_json(plan, suggestions), indent=2)

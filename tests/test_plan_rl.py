@@ -93,3 +93,30 @@ def test_train_workload_has_no_engine():
     p = make_plan(SEED.with_(workload="train"))
     assert p.engine is None
     assert p.free_at_step_bytes == p.limit_bytes - p.training.resident_bytes
+
+
+def test_suggestions_for_design_card():
+    from planner.suggest import suggestions
+
+    plan = make_plan(SEED)
+    ways = {s.title: s for s in suggestions(plan)}
+    slice_way = ways["smallest slice that fits"]
+    assert slice_way.verdict == "fits" and slice_way.request.tpu == "v4-16"
+    assert make_plan(slice_way.request).fits
+    assert ways["mem_fraction_static window"].verdict == "none"
+    assert ways["separate rollout host"].verdict == "fits"
+    assert make_plan(ways["separate rollout host"].request).request.workload == "train"
+
+
+def test_suggestions_find_a_window_when_one_exists():
+    from planner.suggest import suggestions
+
+    plan = make_plan(PlanRequest(tpu="v4-8", model="Qwen2.5-3B", bs=16, len=512, micro_bs=4))
+    ways = {s.title: s for s in suggestions(plan)}
+    window = ways["mem_fraction_static window"]
+    assert window.verdict == "fits"
+    lo = window.request.mem_fraction_static
+    assert make_plan(plan.request.with_(mem_fraction_static=lo)).fits
+    assert not make_plan(plan.request.with_(mem_fraction_static=round(lo - 0.01, 2))).fits
+    mtt = ways["largest max_total_tokens that fits"]
+    assert mtt.verdict == "fits" and make_plan(mtt.request).fits
