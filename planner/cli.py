@@ -77,7 +77,15 @@ def _cmd_plan(argv: list[str]) -> int:
     from planner.plan import make_plan
     from planner.render import render_json, render_table
 
-    plan = make_plan(_request_from_args(args))
+    req = _request_from_args(args)
+    records = None
+    if req.calibration and req.workload != "train":
+        from planner.calibration import load_calibration
+
+        records, warnings = load_calibration()
+        for w in warnings:
+            print(f"hbmplan: warning: {w}", file=sys.stderr)
+    plan = make_plan(req, records)
     ways = []
     if args.suggest or not plan.fits:
         from planner.suggest import suggestions

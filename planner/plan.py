@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from planner.calibration import Residual, serving_residual
 from planner.components import Component
 from planner.engine import (
     EngineProfile,
@@ -93,6 +94,11 @@ class Plan:
     step_need_bytes: int | None = None
     free_at_step_bytes: int | None = None
     notes: list[str] = field(default_factory=list)
+    calibration: Residual | None = None
+
+    @property
+    def uncalibrated_total_bytes(self) -> int:
+        return sum(c.bytes for c in self.components if not c.name.startswith("calibration."))
 
     @property
     def limit_bytes(self) -> int:
@@ -202,14 +208,32 @@ def rl_engine_defaults(req: PlanRequest, sequences: int, local_devices: int) -> 
         "max_total_tokens = min(16384, max(8192, 8·ctx), ctx·chunk), max_running_requests = chunk"
 
 
-def make_plan(req: PlanRequest) -> Plan:
-    """Build the plan for ``req``. Raises :class:`PlanError` for bad input."""
+def _calibration_component(res: Residual) -> Component:
+    return Component(
+        "calibration.engine_residual", res.bytes,
+        "median over matching records of (measured − predicted) per device",
+        {"phase": res.phase, "generation": res.generation, "profile": res.profile,
+         "records": len(res.record_ids)},
+        exact=False, basis=f"{len(res.record_ids)} calibration record(s): {', '.join(res.record_ids)}; "
+        "see `hbmplan accuracy` for its leave-one-out error",
+    )
+
+
+def make_plan(req: PlanRequest, records=None) -> Plan:
+    """Build the plan for ``req``. Raises :class:`PlanError` for bad input.
+
+    ``records`` (calibration records, see :mod:`planner.calibration`) add the median measured
+    residual of the engine when ``req.calibration`` is set and a matching record exists.
+    """
     req = validate(req)
     slc = parse_slice(req.tpu)
     spec = load_model_spec(req.model)
     profile = get_profile(req.engine_version)
     limit = slc.limit_bytes
     notes: list[str] = []
+    res = None
+    if req.calibration and records and req.workload != "train":
+        res = serving_residual(records, slc.generation.name, profile.version)
 
     if req.workload == "infer":
         tp = req.tp or slc.num_devices
@@ -221,11 +245,13 @@ def make_plan(req: PlanRequest) -> Plan:
             knobs_source="sglang-jax defaults and flags",
         )
         host = [c for c in transient if c.where == "host"]
+        if res is not None and eng.sizing.error is None:
+            hbm.append(_calibration_component(res))
         comps = hbm + [c for c in transient if c.where == "hbm"]
         if req.max_total_tokens and eng.sizing.error is None and eng.sizing.num_tokens < req.max_total_tokens:
             notes.append(f"max_total_tokens {req.max_total_tokens} exceeds what mem_fraction_static {mfs} buys; "
                          f"the engine uses {eng.sizing.num_tokens} (it only logs a warning)")
-        plan = Plan(req, slc, spec, profile, comps, host, "fits", "", engine=eng, notes=notes)
+        plan = Plan(req, slc, spec, profile, comps, host, "fits", "", engine=eng, notes=notes, calibration=res)
         if eng.sizing.error:
             plan.verdict = "engine_cannot_start"
             plan.headline = (f"engine cannot start: {eng.sizing.error} (KV budget F1 − F0·(1−mfs) = "
@@ -264,10 +290,12 @@ def make_plan(req: PlanRequest) -> Plan:
             context_len=req.context_length or ctx, knobs_source=source,
         )
         host = [c for c in transient if c.where == "host"]
+        if res is not None and eng.sizing.error is None:
+            engine_hbm.append(_calibration_component(res))
     comps = resident + engine_hbm + list(train.step)
     free = limit - sum(c.bytes for c in resident) - sum(c.bytes for c in engine_hbm)
     plan = Plan(req, slc, spec, profile, comps, host, "fits", "", engine=eng, training=train,
-                step_need_bytes=need, free_at_step_bytes=free, notes=notes)
+                step_need_bytes=need, free_at_step_bytes=free, notes=notes, calibration=res)
     if eng is not None and eng.sizing.error:
         plan.verdict = "engine_cannot_start"
         plan.headline = (f"engine cannot start: {eng.sizing.error} (after the training state, F0 = "

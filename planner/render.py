@@ -59,6 +59,9 @@ def render_table(plan: Plan, explain: bool = False, suggestions=()) -> str:
                      "exact" if c.exact else "estimate"])
     rows.append(["total", f"{plan.total_bytes:,}", f"{gib(plan.total_bytes):.3f}",
                  _pct(plan.total_bytes, limit), ""])
+    if plan.calibration is not None:
+        u = plan.uncalibrated_total_bytes
+        rows.append(["uncalibrated total", f"{u:,}", f"{gib(u):.3f}", _pct(u, limit), "exact+est."])
     rows.append(["limit", f"{limit:,}", f"{gib(limit):.3f}", "100.0%", s.generation.name])
     rows.append(["headroom", f"{plan.headroom_bytes:,}", f"{gib(plan.headroom_bytes):.3f}",
                  _pct(plan.headroom_bytes, limit), ""])
@@ -109,12 +112,17 @@ def plan_to_json(plan: Plan, suggestions=()) -> dict:
         "limit_bytes": plan.limit_bytes,
         "per_device": {
             "total_bytes": plan.total_bytes,
+            "uncalibrated_total_bytes": plan.uncalibrated_total_bytes,
             "headroom_bytes": plan.headroom_bytes,
             "components": {c.name: c.bytes for c in plan.components},
             "details": {c.name: c.to_json() for c in plan.components},
         },
         "host": {c.name: c.to_json() for c in plan.host},
         "notes": list(plan.notes),
+        "calibration": None if plan.calibration is None else {
+            "phase": plan.calibration.phase, "generation": plan.calibration.generation,
+            "profile": plan.calibration.profile, "residual_bytes_per_device": plan.calibration.bytes,
+            "records": list(plan.calibration.record_ids)},
         "suggestions": [{"title": x.title, "detail": x.detail, "verdict": x.verdict} for x in suggestions],
     }
     if plan.engine is not None:

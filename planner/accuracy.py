@@ -1,0 +1,73 @@
+"""``hbmplan accuracy``: the planner's honest error report over every stored record.
+
+For each record and each phase with a complete prediction it prints the uncalibrated error
+(measured − predicted) and the leave-one-out calibrated error: the residual is learned from the
+*other* records only, so a record never calibrates itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from planner.calibration import default_calibration_dir, generation_of, load_calibration, residual
+from planner.errors import PlanError
+from planner.units import MiB
+
+
+def accuracy_rows(records) -> list[dict]:
+    """One row per (record, phase) with a complete prediction and a measurement."""
+    rows = []
+    for r in records:
+        gen = generation_of(r.tpu_type)
+        for ph in r.phases:
+            res = ph.residual_per_device(r.num_devices)
+            if not res:
+                continue
+            measured = ph.predicted_per_device + statistics.mean(res)
+            loo = residual(records, gen, r.engine_profile, ph.name, exclude=r.record_id)
+            cal_err = None if loo is None else measured - (ph.predicted_per_device + loo.bytes)
+            rows.append({
+                "record": r.record_id, "tpu": r.tpu_type, "model": r.model_name, "profile": r.engine_profile,
+                "phase": ph.name, "measured": measured, "predicted": ph.predicted_per_device,
+                "err_uncal": measured - ph.predicted_per_device, "err_cal": cal_err,
+                "transcribed": r.transcribed,
+            })
+    return rows
+
+
+def _pct(err, measured) -> str:
+    return "n/a" if err is None else f"{100.0 * err / measured:+.2f}%"
+
+
+def _mib(err) -> str:
+    return "n/a" if err is None else f"{err / MiB:+.1f}"
+
+
+def cli_accuracy(argv: list[str]) -> int:
+    from planner.cli import _Parser
+
+    p = _Parser(prog="hbmplan accuracy", description="Leave-one-out error of the planner on stored records.")
+    p.add_argument("path", nargs="?", default=None, help="records folder (default: calibrations/)")
+    args = p.parse_args(argv)
+    folder = args.path or default_calibration_dir()
+    records, warnings = load_calibration(folder)
+    for w in warnings:
+        print(f"hbmplan: warning: {w}")
+    if not records:
+        raise PlanError(f"no calibration records in {folder}")
+    rows = accuracy_rows(records)
+    print(f"{len(records)} record(s) in {folder}; error = measured − predicted, per device")
+    print(f"{'record':28} {'tpu':7} {'model':14} {'phase':34} {'measured B':>15} {'uncal MiB':>10} "
+          f"{'uncal %':>8} {'LOO cal MiB':>11} {'LOO cal %':>9}")
+    for row in rows:
+        print(f"{row['record'][:28]:28} {row['tpu']:7} {row['model'][:14]:14} {row['phase'][:34]:34} "
+              f"{int(row['measured']):>15,} {_mib(row['err_uncal']):>10} {_pct(row['err_uncal'], row['measured']):>8} "
+              f"{_mib(row['err_cal']):>11} {_pct(row['err_cal'], row['measured']):>9}")
+    unc = [abs(r["err_uncal"]) / r["measured"] for r in rows]
+    cal = [abs(r["err_cal"]) / r["measured"] for r in rows if r["err_cal"] is not None]
+    if unc:
+        print(f"median |error|: uncalibrated {100 * statistics.median(unc):.2f}% over {len(unc)} phases"
+              + (f"; calibrated (leave-one-out) {100 * statistics.median(cal):.2f}% over {len(cal)}" if cal else
+                 "; calibrated: n/a (no other matching record for any phase)"))
+    return 0
