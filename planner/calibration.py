@@ -10,7 +10,6 @@ per-device residual of the records that match its TPU generation, engine profile
 from __future__ import annotations
 
 import os
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +73,8 @@ def residual(
             ids.append(r.record_id)
     if not values:
         return None
+    import statistics
+
     return Residual(phase, generation, profile, int(statistics.median(values)), tuple(ids))
 
 

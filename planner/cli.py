@@ -64,6 +64,18 @@ def _request_from_args(args: argparse.Namespace):
     return PlanRequest(**values)
 
 
+def _has_records() -> bool:
+    """Cheap check (no import of the records module) for calibration files to load."""
+    import os
+
+    folder = os.environ.get("HBMPLAN_CALIBRATIONS") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "calibrations")
+    try:
+        return any(n.endswith(".json") for n in os.listdir(folder))
+    except OSError:
+        return False
+
+
 def _cmd_plan(argv: list[str]) -> int:
     p = _Parser(prog="hbmplan", description="Per-device HBM plan for sglang-jax and RL training on Cloud TPU.")
     add_plan_arguments(p)
@@ -79,7 +91,7 @@ def _cmd_plan(argv: list[str]) -> int:
 
     req = _request_from_args(args)
     records = None
-    if req.calibration and req.workload != "train":
+    if req.calibration and req.workload != "train" and _has_records():
         from planner.calibration import load_calibration
 
         records, warnings = load_calibration()

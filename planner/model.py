@@ -7,7 +7,6 @@ counts of the Hugging Face checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -140,8 +139,10 @@ class ModelSpec:
 
 def config_hash(config: dict) -> str:
     """sha256 hex digest of the canonical JSON of a config dict."""
-    canon = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()
+    import hashlib
+
+    canon = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
 def _int_field(cfg: dict, key: str, *, default: int | None = None, minimum: int = 1) -> int:

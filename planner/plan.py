@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from planner.calibration import Residual, serving_residual
 from planner.components import Component
 from planner.engine import (
     EngineProfile,
@@ -94,7 +93,7 @@ class Plan:
     step_need_bytes: int | None = None
     free_at_step_bytes: int | None = None
     notes: list[str] = field(default_factory=list)
-    calibration: Residual | None = None
+    calibration: object | None = None  # planner.calibration.Residual
 
     @property
     def uncalibrated_total_bytes(self) -> int:
@@ -208,7 +207,7 @@ def rl_engine_defaults(req: PlanRequest, sequences: int, local_devices: int) -> 
         "max_total_tokens = min(16384, max(8192, 8·ctx), ctx·chunk), max_running_requests = chunk"
 
 
-def _calibration_component(res: Residual) -> Component:
+def _calibration_component(res) -> Component:
     return Component(
         "calibration.engine_residual", res.bytes,
         "median over matching records of (measured − predicted) per device",
@@ -233,6 +232,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     notes: list[str] = []
     res = None
     if req.calibration and records and req.workload != "train":
+        from planner.calibration import serving_residual
+
         res = serving_residual(records, slc.generation.name, profile.version)
 
     if req.workload == "infer":
