@@ -51,8 +51,8 @@ class RecordError(ValueError):
 
 
 def canonical_json(obj: Any) -> str:
-    """The canonical JSON text of ``obj``: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The canonical JSON text of ``obj``: sorted keys, no spaces, ASCII escapes (as planner.model)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def config_hash(config: dict | str | os.PathLike) -> str:

@@ -11,7 +11,8 @@ py=$(bash scripts/find_python.sh)
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
-stamp=".venv/.hbmplan-installed$( [ -n "$extras" ] && echo -full )"
+stamp=".venv/.hbmplan-installed"
+if [ -n "$extras" ]; then stamp="$stamp-full"; fi
 want=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
