@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             if cmd == "models":
                 return _cmd_models(rest)
             if cmd == "sweep":
-                from planner.sweep import cli_sweep
+                from planner.grid import cli_sweep
 
                 return cli_sweep(rest)
             from planner.accuracy import cli_accuracy
