@@ -64,6 +64,11 @@ def cli_accuracy(argv: list[str]) -> int:
         print(f"{row['record'][:28]:28} {row['tpu']:7} {row['model'][:14]:14} {row['phase'][:34]:34} "
               f"{int(row['measured']):>15,} {_mib(row['err_uncal']):>10} {_pct(row['err_uncal'], row['measured']):>8} "
               f"{_mib(row['err_cal']):>11} {_pct(row['err_cal'], row['measured']):>9}")
+    compared = {row["record"] for row in rows}
+    for r in records:
+        if r.record_id not in compared:
+            print(f"{r.record_id}: no phase with a complete prediction and a measurement "
+                  f"(phases: {', '.join(p.name for p in r.phases)})")
     unc = [abs(r["err_uncal"]) / r["measured"] for r in rows]
     cal = [abs(r["err_cal"]) / r["measured"] for r in rows if r["err_cal"] is not None]
     if unc:
