@@ -58,10 +58,10 @@ def cli_accuracy(argv: list[str]) -> int:
         raise PlanError(f"no calibration records in {folder}")
     rows = accuracy_rows(records)
     print(f"{len(records)} record(s) in {folder}; error = measured − predicted, per device")
-    print(f"{'record':28} {'tpu':7} {'model':14} {'phase':34} {'measured B':>15} {'uncal MiB':>10} "
+    print(f"{'record':44} {'tpu':7} {'model':16} {'phase':34} {'measured B':>15} {'uncal MiB':>10} "
           f"{'uncal %':>8} {'LOO cal MiB':>11} {'LOO cal %':>9}")
     for row in rows:
-        print(f"{row['record'][:28]:28} {row['tpu']:7} {row['model'][:14]:14} {row['phase'][:34]:34} "
+        print(f"{row['record'][:44]:44} {row['tpu']:7} {row['model'][:16]:16} {row['phase'][:34]:34} "
               f"{int(row['measured']):>15,} {_mib(row['err_uncal']):>10} {_pct(row['err_uncal'], row['measured']):>8} "
               f"{_mib(row['err_cal']):>11} {_pct(row['err_cal'], row['measured']):>9}")
     compared = {row["record"] for row in rows}

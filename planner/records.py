@@ -130,8 +130,10 @@ class PhaseRecord:
 
     @property
     def prediction_complete(self) -> bool:
-        """True when every predicted component is known (so the residual is meaningful)."""
-        return bool(self.predicted_components) and all(
+        """True when the phase has a prediction and every predicted component is known (so the
+        residual is meaningful). A phase holding nothing predicted (``jax_ready``) has an
+        empty component set and a prediction of 0 bytes: complete."""
+        return self.predicted_per_device is not None and all(
             v is not None for v in self.predicted_components.values()
         )
 
@@ -142,7 +144,7 @@ class PhaseRecord:
         residual (floor of delta_sum / num_devices) repeated per device. None when the
         prediction is incomplete or nothing was measured.
         """
-        if not self.prediction_complete or self.predicted_per_device is None:
+        if not self.prediction_complete:
             return None
         if self.measured_per_device is not None and None not in self.measured_per_device:
             return [m - self.predicted_per_device for m in self.measured_per_device]
