@@ -43,6 +43,28 @@ from typing import Any, Iterable
 
 SCHEMA_VERSION = 1
 
+#: What each lifecycle phase holds on the devices, in the planner's component names (a phase not
+#: listed holds nothing the planner predicts). The validator and the TUI both read this table.
+PHASE_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "jax_ready": (),
+    "engine_ready_dummy": ("params", "kv"),
+    "weights_swapped": ("params", "kv"),
+    "generate_result": ("params", "kv"),
+    "flush_cache_before_kv_drop": ("params", "kv"),
+    "kv_cache_dropped": ("params",),
+    "second_params_ready": ("params", "second_params"),
+    "kv_cache_rebuilt": ("params", "kv"),
+    "generate_result_after_kv_rebuild": ("params", "kv"),
+    "second_params_dropped": ("params", "kv"),
+}
+
+#: The seeds' log names for phases that the validator names differently.
+PHASE_ALIASES: dict[str, str] = {
+    "weights_swapped_from_mllm": "weights_swapped",
+    "sglang_param_dict2_ready": "second_params_ready",
+    "after_drop_param_dict2": "second_params_dropped",
+}
+
 MEASURE_SOURCES = ("memory_stats", "live_arrays", "log")
 
 

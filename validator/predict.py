@@ -7,22 +7,9 @@ for the phase is the sum of its components' predicted bytes.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
-# The components each phase holds (a phase not listed holds nothing the planner predicts).
-PHASE_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "jax_ready": (),
-    "engine_ready_dummy": ("params", "kv"),
-    "weights_swapped": ("params", "kv"),
-    "generate_result": ("params", "kv"),
-    "flush_cache_before_kv_drop": ("params", "kv"),
-    "kv_cache_dropped": ("params",),
-    "second_params_ready": ("params", "second_params"),
-    "kv_cache_rebuilt": ("params", "kv"),
-    "generate_result_after_kv_rebuild": ("params", "kv"),
-    "second_params_dropped": ("params", "kv"),
-}
+from planner.records import PHASE_COMPONENTS
 
 
 @dataclass(frozen=True)
@@ -80,16 +67,12 @@ def predict(
 
         profile = get_profile(engine_version)
         spec = load_model_spec(model_path)
-        kwargs = {}
-        accepted = inspect.signature(param_bytes_per_device).parameters
-        if "load_format" in accepted:
-            kwargs["load_format"] = "dummy" if load_format == "dummy" else "real"
-        if "num_devices" in accepted and num_devices is not None:
-            kwargs["num_devices"] = int(num_devices)
-        params = int(param_bytes_per_device(spec, tp, profile, dtype=_dtype_name(dtype), **kwargs))
+        params = param_bytes_per_device(
+            spec, tp, profile, dtype=_dtype_name(dtype), load_format="dummy" if load_format == "dummy" else "real",
+            num_devices=None if num_devices is None else int(num_devices))
         kv = kv_layout(spec, tp, int(max_total_tokens), profile, kv_dtype=_dtype_name(kv_dtype),
                        page_size=int(page_size))
-        return Prediction(params=params, kv=int(kv.per_device_bytes), kv_total=int(kv.total_bytes),
+        return Prediction(params=int(params), kv=int(kv.per_device_bytes), kv_total=int(kv.total_bytes),
                           profile=profile.version)
     except Exception as e:  # the validator still measures without a prediction
         return Prediction(params=None, kv=None, kv_total=None, profile=str(engine_version),

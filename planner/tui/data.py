@@ -21,25 +21,8 @@ from typing import Any, Iterable
 from planner.errors import PlanError
 from planner.units import GiB, KiB, MiB
 
-# Components of each lifecycle phase (the same table as validator.predict, kept here so the
-# TUI never imports the validator). Aliases map the seed logs' names to the validator's.
-PHASE_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "jax_ready": (),
-    "engine_ready_dummy": ("params", "kv"),
-    "weights_swapped": ("params", "kv"),
-    "generate_result": ("params", "kv"),
-    "flush_cache_before_kv_drop": ("params", "kv"),
-    "kv_cache_dropped": ("params",),
-    "second_params_ready": ("params", "second_params"),
-    "kv_cache_rebuilt": ("params", "kv"),
-    "generate_result_after_kv_rebuild": ("params", "kv"),
-    "second_params_dropped": ("params", "kv"),
-}
-PHASE_ALIASES = {
-    "weights_swapped_from_mllm": "weights_swapped",
-    "sglang_param_dict2_ready": "second_params_ready",
-    "after_drop_param_dict2": "second_params_dropped",
-}
+from planner.records import PHASE_ALIASES, PHASE_COMPONENTS
+
 #: record component key -> the planner Component it is predicted by.
 COMPONENT_TO_PLAN = {"params": "engine.params", "second_params": "engine.params", "kv": "engine.kv_cache"}
 
