@@ -40,7 +40,8 @@ import pandas as pd
 from planner.engine import get_profile
 from planner.errors import PlanError
 from planner.model import load_model_spec
-from planner.plan import DEFAULT_MFS_INFER, DEFAULT_MFS_RL, plan_engine, rl_engine_defaults
+from planner.plan import (DEFAULT_MFS_INFER, DEFAULT_MFS_RL, default_serving_tp, plan_engine,
+                          rl_engine_defaults)
 from planner.request import FIELD_NAMES, PlanRequest, validate
 from planner.tpu import parse_slice
 from planner.training import SEQ_BUCKETS, Mesh, TrainShape, parse_mesh, train_shape, training_memory
@@ -331,7 +332,9 @@ def sweep(grid: dict[str, typing.Any] | None = None, /, **options) -> pd.DataFra
     mtt_default = np.concatenate([rl_def[:, 1], np.full(len(i), _NONE, np.int64)])
     mrr_default = np.concatenate([rl_def[:, 2], np.full(len(i), _NONE, np.int64)])
     f0 = np.concatenate([limit[r] - resident[good][is_rl[tg]], limit[i]])
-    tp_default = np.concatenate([local[r], ndev[i]])
+    serving_tp = np.array([[default_serving_tp(sp, sl.num_devices) for sl in slices] for sp in specs], np.int64)
+    tp_default = np.concatenate([local[r], serving_tp[model_c[i], tpu_c[i]]])
+    e_world = np.concatenate([local[r], ndev[i]])  # engine mesh: one host (rl runner), the slice (infer)
     mfs_default = np.concatenate([np.full(len(r), DEFAULT_MFS_RL), np.full(len(i), DEFAULT_MFS_INFER)])
 
     tp_flag, mfs_flag = g.ints("tp")[e], g.floats("mem_fraction_static")[e]
@@ -344,20 +347,20 @@ def sweep(grid: dict[str, typing.Any] | None = None, /, **options) -> pd.DataFra
     e_ctx = np.where(ctx_flag != _NONE, ctx_flag, ctx_default)
 
     # -- the engine: once per unique engine key -------------------------------------------------
-    def engine(mc, tc, vc, dc, kc, psc, cpc, mpc, tp, f0_, mfs, mtt, mrr, ctx):
+    def engine(mc, tc, vc, dc, kc, psc, cpc, mpc, tp, f0_, mfs, mtt, mrr, ctx, world):
         req = PlanRequest(dtype=g.values("dtype")[dc], kv_dtype=g.values("kv_dtype")[kc],
                           page_size=g.values("page_size")[psc], chunked_prefill_size=g.values("chunked_prefill_size")[cpc],
                           max_prefill_tokens=g.values("max_prefill_tokens")[mpc])
         eng, _, transient = plan_engine(
             specs[mc], slices[tc], get_profile(g.values("engine_version")[vc]), req, tp=tp, f0_free_bytes=f0_,
             mem_fraction_static=mfs, max_total_tokens=None if mtt == _NONE else mtt,
-            max_running_flag=None if mrr == _NONE else mrr, context_len=ctx, knobs_source="sweep")
+            max_running_flag=None if mrr == _NONE else mrr, context_len=ctx, knobs_source="sweep", world=world)
         return eng
 
     eng_c, engs = _per_unique(
         engine, model_c[e], tpu_c[e], g.codes("engine_version")[e], g.codes("dtype")[e], g.codes("kv_dtype")[e],
         g.codes("page_size")[e], g.codes("chunked_prefill_size")[e], g.codes("max_prefill_tokens")[e],
-        e_tp, f0, e_mfs, e_mtt, e_mrr, e_ctx)
+        e_tp, f0, e_mfs, e_mtt, e_mrr, e_ctx, e_world)
     eng_bad = _fail(error, e, [_error_of(x) for x in engs], eng_c)
 
     def field(fn):

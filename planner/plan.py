@@ -151,15 +151,21 @@ def plan_engine(
     max_running_flag: int | None,
     context_len: int,
     knobs_source: str,
+    world: int | None = None,
 ) -> tuple[EnginePlan, list[Component], list[Component]]:
-    """Size the engine on devices with ``f0_free_bytes`` free; return its HBM and host components."""
+    """Size the engine on devices with ``f0_free_bytes`` free; return its HBM and host components.
+
+    ``world`` is the engine's mesh size (data × tensor), over which MoE experts are split: every
+    device of the slice for a serving engine (default), one host's devices for the RL runner's.
+    """
     if slc.num_devices % tp:
         raise PlanError(
             f"--tp {tp} does not divide the {slc.num_devices} devices of {slc.name}; valid: "
             + ", ".join(str(t) for t in range(1, slc.num_devices + 1) if slc.num_devices % t == 0 and spec.heads % t == 0)
         )
     kv_dtype = req.kv_dtype or req.dtype
-    params = param_component(spec, tp, profile, req.dtype, "engine.params", num_devices=slc.num_devices)
+    params = param_component(spec, tp, profile, req.dtype, "engine.params",
+                             num_devices=world or slc.num_devices)
     probe = kv_layout(spec, tp, 1, profile, kv_dtype, req.page_size)
     sizing = size_kv(f0_free_bytes, params.bytes, probe.cell_bytes, mem_fraction_static, max_total_tokens,
                      req.page_size)
@@ -196,6 +202,12 @@ def _sequences(req: PlanRequest) -> int:
     if req.bs is not None:
         return req.bs
     return 32
+
+
+def default_serving_tp(spec: ModelSpec, num_devices: int) -> int:
+    """The largest tp that divides both the slice's devices and the attention heads (the rest of
+    the devices become data-parallel replicas)."""
+    return max(t for t in range(1, num_devices + 1) if num_devices % t == 0 and spec.heads % t == 0)
 
 
 def rl_engine_defaults(req: PlanRequest, sequences: int, local_devices: int) -> tuple[int, int, int, str]:
@@ -237,7 +249,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         res = serving_residual(records, slc.generation.name, profile.version)
 
     if req.workload == "infer":
-        tp = req.tp or slc.num_devices
+        tp = req.tp or default_serving_tp(spec, slc.num_devices)
         mfs = req.mem_fraction_static if req.mem_fraction_static is not None else DEFAULT_MFS_INFER
         ctx = req.context_length or spec.max_position
         eng, hbm, transient = plan_engine(
@@ -288,7 +300,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
             mem_fraction_static=mfs,
             max_total_tokens=req.max_total_tokens if req.max_total_tokens is not None else mtt,
             max_running_flag=req.max_running_requests if req.max_running_requests is not None else chunk,
-            context_len=req.context_length or ctx, knobs_source=source,
+            context_len=req.context_length or ctx, knobs_source=source, world=local,
         )
         host = [c for c in transient if c.where == "host"]
         if res is not None and eng.sizing.error is None:
