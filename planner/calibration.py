@@ -10,7 +10,7 @@ per-device residual of the records that match its TPU generation, engine profile
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from planner.errors import PlanError
@@ -38,8 +38,7 @@ def generation_of(tpu_type: str) -> str:
         return head
 
 
-@dataclass(frozen=True)
-class Residual:
+class Residual(NamedTuple):
     """Median per-device residual of matching records.
 
     Attributes:
@@ -55,6 +54,13 @@ class Residual:
     profile: str
     bytes: int
     record_ids: tuple[str, ...]
+
+
+def median_int(values: list[int]) -> int:
+    """Median of ints, as an int (the mean of the two middle values, floored, for an even count)."""
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) // 2
 
 
 def residual(
@@ -73,9 +79,7 @@ def residual(
             ids.append(r.record_id)
     if not values:
         return None
-    import statistics
-
-    return Residual(phase, generation, profile, int(statistics.median(values)), tuple(ids))
+    return Residual(phase, generation, profile, median_int(values), tuple(ids))
 
 
 def serving_residual(records: list[CalibrationRecord], generation: str, profile: str) -> Residual | None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Component:
+class Component(NamedTuple):
     """Bytes of one thing, per device unless ``where == "host"``.
 
     Attributes:
@@ -23,7 +22,7 @@ class Component:
     name: str
     bytes: int
     formula: str
-    inputs: dict = field(default_factory=dict)
+    inputs: dict = {}  # never mutated; shared default is safe
     exact: bool = True
     basis: str = ""
     where: str = "hbm"

@@ -10,7 +10,7 @@ nH attention heads, ps page size, N max total tokens, it bytes per element.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from planner.components import Component
 from planner.errors import PlanError
@@ -18,8 +18,7 @@ from planner.model import ModelSpec
 from planner.units import ceil_div, dtype_bytes, round_up
 
 
-@dataclass(frozen=True)
-class EngineProfile:
+class EngineProfile(NamedTuple):
     """One sglang-jax version's memory layout.
 
     Attributes:
@@ -231,8 +230,7 @@ def param_component(
 # -- fused KV cache ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KvLayout:
+class KvLayout(NamedTuple):
     """The fused KV cache: ``num_layers`` arrays of ``buffer_shape``, sharded over 'tensor'.
 
     Attributes:
@@ -321,8 +319,7 @@ def engine_memory_reading(free_bytes: int) -> int:
 NOT_ENOUGH_MEMORY = "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
 
 
-@dataclass(frozen=True)
-class KvSizing:
+class KvSizing(NamedTuple):
     """How the engine picks N from mem_fraction_static (``ModelRunner.profile_max_num_token``).
 
     All byte fields are per device.

@@ -8,7 +8,7 @@ counts of the Hugging Face checkpoint.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 from functools import cache
 from pathlib import Path
 
@@ -18,8 +18,7 @@ SUPPORTED_FAMILIES = ("qwen2", "qwen3", "qwen3_moe", "llama")
 CATALOG_DIR = Path(__file__).with_name("model_configs")
 
 
-@dataclass(frozen=True)
-class MoESpec:
+class MoESpec(NamedTuple):
     """Mixture-of-experts fields (``qwen3_moe``).
 
     Attributes:
@@ -35,8 +34,7 @@ class MoESpec:
     sparse_layers: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(NamedTuple):
     """The memory-relevant shape of a decoder-only transformer.
 
     Attributes:
@@ -56,7 +54,7 @@ class ModelSpec:
       max_position: ``max_position_embeddings``.
       dtype: checkpoint dtype (``torch_dtype``).
       moe: MoE fields, or None for a dense model.
-      config_hash: sha256 of the canonical JSON of the config.
+      config_json: the canonical JSON text of the config (``config_hash`` is its sha256).
     """
 
     name: str
@@ -75,7 +73,14 @@ class ModelSpec:
     max_position: int
     dtype: str
     moe: MoESpec | None
-    config_hash: str
+    config_json: str
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 hex digest of the canonical JSON of the config."""
+        import hashlib
+
+        return hashlib.sha256(self.config_json.encode("utf-8")).hexdigest()
 
     # -- element counts (exact, HF checkpoint layout) ------------------------------------------
     @property
@@ -137,12 +142,16 @@ class ModelSpec:
 # -- parsing ------------------------------------------------------------------------------------
 
 
+def canonical_config_json(config: dict) -> str:
+    """The canonical JSON text of a config dict: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def config_hash(config: dict) -> str:
     """sha256 hex digest of the canonical JSON of a config dict."""
     import hashlib
 
-    canon = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_config_json(config).encode("utf-8")).hexdigest()
 
 
 def _int_field(cfg: dict, key: str, *, default: int | None = None, minimum: int = 1) -> int:
@@ -243,7 +252,7 @@ def spec_from_config(cfg: dict, name: str) -> ModelSpec:
         max_position=_int_field(cfg, "max_position_embeddings", default=32768),
         dtype=dtype,
         moe=moe,
-        config_hash=config_hash(cfg),
+        config_json=canonical_config_json(cfg),
     )
 
 

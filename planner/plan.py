@@ -5,7 +5,7 @@ Pure functions over the typed records of the other modules; nothing here prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from planner.components import Component
 from planner.engine import (
@@ -24,7 +24,6 @@ from planner.errors import PlanError
 from planner.model import ModelSpec, load_model_spec
 from planner.request import PlanRequest, validate
 from planner.tpu import TpuSlice, parse_slice
-from planner.training import TrainingMemory, bucket, parse_mesh, train_shape, training_memory
 from planner.units import ceil_div, dtype_bytes, fmt_gib
 
 VERDICTS = ("fits", "oom", "engine_cannot_start")
@@ -33,8 +32,7 @@ DEFAULT_MFS_RL = 0.5
 DEFAULT_CHUNKED_PREFILL = 4096
 
 
-@dataclass
-class EnginePlan:
+class EnginePlan(NamedTuple):
     """The engine's side of a plan (per device unless noted)."""
 
     tp: int
@@ -76,8 +74,7 @@ class EnginePlan:
         }
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """A finished plan. HBM components are per device; ``host`` components are per host."""
 
     request: PlanRequest
@@ -89,10 +86,10 @@ class Plan:
     verdict: str
     headline: str
     engine: EnginePlan | None = None
-    training: TrainingMemory | None = None
+    training: object | None = None  # planner.training.TrainingMemory
     step_need_bytes: int | None = None
     free_at_step_bytes: int | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     calibration: object | None = None  # planner.calibration.Residual
 
     @property
@@ -212,6 +209,8 @@ def default_serving_tp(spec: ModelSpec, num_devices: int) -> int:
 
 def rl_engine_defaults(req: PlanRequest, sequences: int, local_devices: int) -> tuple[int, int, int, str]:
     """The seeds' runner defaults: (context_len, max_total_tokens, max_running_requests, source)."""
+    from planner.training import bucket
+
     ctx = bucket(bucket(req.prompt_len) + bucket(req.len))
     chunk = req.rollout_chunk or min(sequences, local_devices)
     mtt = min(min(16384, max(8192, 8 * ctx)), ctx * chunk)
@@ -264,20 +263,24 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         if req.max_total_tokens and eng.sizing.error is None and eng.sizing.num_tokens < req.max_total_tokens:
             notes.append(f"max_total_tokens {req.max_total_tokens} exceeds what mem_fraction_static {mfs} buys; "
                          f"the engine uses {eng.sizing.num_tokens} (it only logs a warning)")
-        plan = Plan(req, slc, spec, profile, comps, host, "fits", "", engine=eng, notes=notes, calibration=res)
+        total = sum(c.bytes for c in comps)
         if eng.sizing.error:
-            plan.verdict = "engine_cannot_start"
-            plan.headline = (f"engine cannot start: {eng.sizing.error} (KV budget F1 − F0·(1−mfs) = "
-                             f"{fmt_gib(eng.sizing.avail_bytes)} ≤ 0)")
-        elif plan.total_bytes > limit:
-            plan.verdict = "oom"
-            plan.headline = (f"oom: params + KV + forward temporaries need {fmt_gib(plan.total_bytes)} "
-                             f"of {fmt_gib(limit)} per device")
+            verdict = "engine_cannot_start"
+            headline = (f"engine cannot start: {eng.sizing.error} (KV budget F1 − F0·(1−mfs) = "
+                        f"{fmt_gib(eng.sizing.avail_bytes)} ≤ 0)")
+        elif total > limit:
+            verdict = "oom"
+            headline = (f"oom: params + KV + forward temporaries need {fmt_gib(total)} "
+                        f"of {fmt_gib(limit)} per device")
         else:
-            plan.headline = f"fits: {fmt_gib(plan.total_bytes)} of {fmt_gib(limit)} per device"
+            verdict, headline = "fits", f"fits: {fmt_gib(total)} of {fmt_gib(limit)} per device"
+        plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, notes=tuple(notes),
+                    calibration=res)
         return plan
 
-    # training and co-located RL
+    # training and co-located RL (imported here: the infer path stays light)
+    from planner.training import parse_mesh, train_shape, training_memory
+
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)
     shape = train_shape(sequences, req.micro_bs, req.prompt_len, req.len, mesh)
@@ -307,17 +310,17 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
             engine_hbm.append(_calibration_component(res))
     comps = resident + engine_hbm + list(train.step)
     free = limit - sum(c.bytes for c in resident) - sum(c.bytes for c in engine_hbm)
-    plan = Plan(req, slc, spec, profile, comps, host, "fits", "", engine=eng, training=train,
-                step_need_bytes=need, free_at_step_bytes=free, notes=notes, calibration=res)
     if eng is not None and eng.sizing.error:
-        plan.verdict = "engine_cannot_start"
-        plan.headline = (f"engine cannot start: {eng.sizing.error} (after the training state, F0 = "
-                         f"{fmt_gib(eng.sizing.f0_bytes)}; KV budget F1 − F0·(1−mfs) = "
-                         f"{fmt_gib(eng.sizing.avail_bytes)} ≤ 0)")
+        verdict = "engine_cannot_start"
+        headline = (f"engine cannot start: {eng.sizing.error} (after the training state, F0 = "
+                    f"{fmt_gib(eng.sizing.f0_bytes)}; KV budget F1 − F0·(1−mfs) = "
+                    f"{fmt_gib(eng.sizing.avail_bytes)} ≤ 0)")
     elif need > free:
-        plan.verdict = "oom"
-        plan.headline = (f"oom: RESOURCE_EXHAUSTED loading 'jit_training_step': jit_training_step needs "
-                         f"{fmt_gib(need)}, {fmt_gib(max(free, 0))} free")
+        verdict = "oom"
+        headline = (f"oom: RESOURCE_EXHAUSTED loading 'jit_training_step': jit_training_step needs "
+                    f"{fmt_gib(need)}, {fmt_gib(max(free, 0))} free")
     else:
-        plan.headline = f"fits: jit_training_step needs {fmt_gib(need)}, {fmt_gib(free)} free"
+        verdict, headline = "fits", f"fits: jit_training_step needs {fmt_gib(need)}, {fmt_gib(free)} free"
+    plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, training=train,
+                step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res)
     return plan

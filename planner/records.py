@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 SCHEMA_VERSION = 1
 
@@ -109,8 +108,7 @@ def _int_list_or_none(v: Any, what: str) -> tuple[int, ...] | None:
     return tuple(_int_or_none(x, what) for x in v)
 
 
-@dataclass(frozen=True)
-class PhaseRecord:
+class PhaseRecord(NamedTuple):
     """One lifecycle phase: device bytes measured and predicted. All values are bytes.
 
     Attributes:
@@ -142,13 +140,13 @@ class PhaseRecord:
     peak_per_device: tuple[int, ...] | None = None
     peak_max: int | None = None
     limit_per_device: tuple[int, ...] | None = None
-    measured_components: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    predicted_components: dict[str, int | None] = field(default_factory=dict)
+    measured_components: dict[str, tuple[int, ...]] = {}  # never mutated
+    predicted_components: dict[str, int | None] = {}  # never mutated
     predicted_per_device: int | None = None
     delta_per_device: tuple[int, ...] | None = None
     delta_sum: int | None = None
     source_name: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = {}  # never mutated
 
     @property
     def prediction_complete(self) -> bool:
@@ -176,7 +174,9 @@ class PhaseRecord:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self._asdict()
+        d["predicted_components"] = dict(self.predicted_components)
+        d["extra"] = dict(self.extra)
         for k in ("measured_per_device", "peak_per_device", "limit_per_device", "delta_per_device"):
             if d[k] is not None:
                 d[k] = list(d[k])
@@ -228,8 +228,7 @@ class PhaseRecord:
         )
 
 
-@dataclass(frozen=True)
-class CalibrationRecord:
+class CalibrationRecord(NamedTuple):
     """One run's calibration record (see the module docstring for the JSON schema)."""
 
     record_id: str
@@ -262,7 +261,8 @@ class CalibrationRecord:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self._asdict()
+        d["model"], d["engine"], d["knobs"] = dict(self.model), dict(self.engine), dict(self.knobs)
         d["phases"] = [p.to_dict() for p in self.phases]
         order = ["schema_version"] + [k for k in d if k != "schema_version"]
         return {k: d[k] for k in order}

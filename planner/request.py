@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 from planner.errors import PlanError
 
@@ -11,8 +11,7 @@ OPTIMIZERS = ("lion", "adamw", "sgd", "adafactor")
 REMAT_POLICIES = ("dots", "full", "none")
 
 
-@dataclass(frozen=True)
-class PlanRequest:
+class PlanRequest(NamedTuple):
     """All inputs of one plan. ``None`` means "the engine's or the runner's default".
 
     Engine knobs carry sglang-jax's names. Training knobs follow the seeds' GRPO runner.
@@ -51,7 +50,7 @@ class PlanRequest:
     calibration: bool = True
 
     def with_(self, **changes) -> "PlanRequest":
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
 def _positive(name: str, value, allow_none: bool = True) -> None:
@@ -84,4 +83,5 @@ def validate(req: PlanRequest) -> PlanRequest:
     return req
 
 
-FIELD_NAMES = tuple(f.name for f in fields(PlanRequest))
+FIELD_NAMES: tuple[str, ...] = PlanRequest._fields
+DEFAULTS: dict[str, object] = dict(PlanRequest._field_defaults)

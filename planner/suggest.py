@@ -6,7 +6,7 @@ is printed that the model has not confirmed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from planner.errors import PlanError
 from planner.plan import Plan, make_plan
@@ -15,8 +15,7 @@ from planner.tpu import parse_slice
 from planner.units import fmt_gib
 
 
-@dataclass(frozen=True)
-class Suggestion:
+class Suggestion(NamedTuple):
     """One way out.
 
     Attributes:

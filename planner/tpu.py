@@ -10,14 +10,13 @@ A JAX device is one TensorCore on v2, v3 and tpu7x, and one chip (megacore) on v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from planner.errors import PlanError
 from planner.units import GiB
 
 
-@dataclass(frozen=True)
-class TpuGeneration:
+class TpuGeneration(NamedTuple):
     """Facts about one TPU generation.
 
     Attributes:
@@ -94,8 +93,7 @@ GENERATIONS: dict[str, TpuGeneration] = {
 }
 
 
-@dataclass(frozen=True)
-class TpuSlice:
+class TpuSlice(NamedTuple):
     """One accelerator type, e.g. ``v4-8``.
 
     Attributes:

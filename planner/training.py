@@ -11,7 +11,7 @@ Sequence and batch arithmetic follow the seeds' GRPO runner (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from planner.components import Component
 from planner.errors import PlanError
@@ -38,8 +38,7 @@ def train_seq_len(prompt_len: int, gen_len: int) -> int:
     return bucket(prompt_len) + bucket(gen_len)
 
 
-@dataclass(frozen=True)
-class Mesh:
+class Mesh(NamedTuple):
     """Training mesh axes; the batch is split over dp × fsdp, params over fsdp × tp."""
 
     dp: int
@@ -76,8 +75,7 @@ def parse_mesh(text: str | None, num_devices: int) -> Mesh:
     return mesh
 
 
-@dataclass(frozen=True)
-class TrainShape:
+class TrainShape(NamedTuple):
     """The batch and sequence shape of one training step.
 
     Attributes:
@@ -142,8 +140,7 @@ def _layer_activation_elements(spec: ModelSpec, tp: int) -> tuple[int, int]:
     return dots, elementwise
 
 
-@dataclass(frozen=True)
-class TrainingMemory:
+class TrainingMemory(NamedTuple):
     """Per-device training memory.
 
     Attributes:

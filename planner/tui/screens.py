@@ -634,14 +634,11 @@ def parse_form(values: dict[str, str], base) -> Any:
 
 def hidden_knobs(req) -> dict[str, Any]:
     """Request fields outside the form that differ from the defaults (from a run or a suggestion)."""
-    from dataclasses import fields
+    from planner.request import DEFAULTS, FIELD_NAMES
 
-    from planner.request import PlanRequest
-
-    default = PlanRequest()
     shown = {name for name, *_ in FORM_FIELDS}
-    return {f.name: getattr(req, f.name) for f in fields(req)
-            if f.name not in shown and getattr(req, f.name) != getattr(default, f.name)}
+    return {name: getattr(req, name) for name in FIELD_NAMES
+            if name not in shown and getattr(req, name) != DEFAULTS[name]}
 
 
 def _form_value(req, name: str) -> str:
