@@ -31,7 +31,7 @@ def add_plan_arguments(p: argparse.ArgumentParser, *, typed: bool = True) -> Non
     g.add_argument("--workload", default="rl", help="rl (co-located rollout + training, default), train, infer")
     e = p.add_argument_group("sglang-jax engine (sglang-jax flag names)")
     e.add_argument("--engine-version", default=None, help="engine profile: bd09a87 (default) or 0.0.2")
-    e.add_argument("--tp", type=i, default=None, help="tensor parallel size (infer: all devices; rl: devices per host)")
+    e.add_argument("--tp", type=i, default=None, help="tensor parallel size (infer: largest dividing devices and heads; rl: devices per host)")
     e.add_argument("--dtype", default="bfloat16", help="engine weight dtype")
     e.add_argument("--kv-dtype", "--kv-cache-dtype", dest="kv_dtype", default=None, help="KV dtype (default: --dtype)")
     e.add_argument("--page-size", type=i, default=1)
@@ -97,16 +97,37 @@ def _cmd_plan(argv: list[str]) -> int:
         records, warnings = load_calibration()
         for w in warnings:
             print(f"hbmplan: warning: {w}", file=sys.stderr)
+    if args.compile:
+        from planner.compile import unavailable_reason
+
+        if unavailable_reason():
+            raise PlanError(unavailable_reason())
     plan = make_plan(req, records)
+    report = None
+    if args.compile:
+        from planner.compile import compile_plan, compile_report_json, render_compile
+
+        report = compile_plan(plan)
     ways = []
     if args.suggest or not plan.fits:
         from planner.suggest import suggestions
 
         ways = suggestions(plan)
     if args.json:
-        print(render_json(plan, ways))
+        text = render_json(plan, ways)
+        if report is not None:
+            import json
+
+            text = json.dumps({**json.loads(text), "compile": compile_report_json(report)}, indent=2)
+        print(text)
     else:
         print(render_table(plan, explain=args.explain, suggestions=ways))
+        if report is not None:
+            print("\n" + render_compile(report, plan))
+    if report is not None and plan.verdict != "engine_cannot_start":
+        if report.verdict is None:
+            return EXIT_BAD_INPUT
+        return EXIT_FITS if report.fits else EXIT_DOES_NOT_FIT
     return EXIT_FITS if plan.fits else EXIT_DOES_NOT_FIT
 
 

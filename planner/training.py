@@ -132,11 +132,17 @@ def replicated_param_elements(spec: ModelSpec) -> int:
 
 
 def _layer_activation_elements(spec: ModelSpec, tp: int) -> tuple[int, int]:
-    """(dot outputs, other elementwise outputs) per token of one layer, per device."""
+    """(dot outputs, other saved values) per token of one layer, per device.
+
+    Dot outputs are what the ``dots`` policy (checkpoint_dots_with_no_batch_dims) saves: q, k, v,
+    gate and up (column-parallel, split over tp) and the o and down outputs (H each). The other
+    values are what a layer without remat also keeps for its backward: the two normalised inputs,
+    the residual stream, the attention output and the SwiGLU product.
+    """
     H = spec.hidden
     inter = spec.intermediate if spec.moe is None else spec.moe.moe_intermediate * spec.moe.experts_per_tok
     dots = ceil_div(spec.q_dim + 2 * spec.kv_dim, tp) + H + ceil_div(2 * inter, tp) + H
-    elementwise = 2 * H + ceil_div(inter, tp)
+    elementwise = 3 * H + ceil_div(spec.q_dim + inter, tp)
     return dots, elementwise
 
 
@@ -222,63 +228,107 @@ def training_memory(
     return TrainingMemory(shape, mesh, tuple(resident), tuple(step))
 
 
-def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat) -> list[Component]:
+#: XLA:TPU's latency-hiding scheduler may use this share of the compile-time HBM limit
+#: (``--xla_tpu_scheduler_percent_shared_memory_limit=95``); it hoists weight all-gathers into
+#: whatever that leaves.
+_SCHEDULER_MEMORY_SHARE = 0.95
+#: XLA's compile-time HBM limit per device (v4, the default slice) and the resident state the
+#: default workload (lion, fp32) keeps, used when the caller does not pass them.
+_FALLBACK_XLA_LIMIT = int(30.75 * 1024**3)
+#: Extra bytes per logits element that XLA:TPU keeps beside the bf16 logits gradient while it
+#: back-propagates log_softmax + entropy over the full vocabulary (fitted: v4 4, v5e/v6e fewer).
+_LOGITS_EXTRA_BYTES = {"v4": 4.0, "v5e": 2.5, "v6e": 2.5}
+_LOGITS_EXTRA_DEFAULT = 4.0
+#: Generations whose scheduler was seen hoisting the weight all-gathers of checkpointed layers
+#: (remat dots/full) to the start of the step; without remat every generation hoists them, and
+#: hoists the backward's copies too. Unknown generation (caller passes none): as v4, the default.
+_HOISTS_CHECKPOINTED_GATHERS = {"v2", "v3", "v4", "v5e", "v5p", "tpu7x"}
+
+
+def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes=None,
+                      xla_limit_bytes=None, generation=None) -> list[Component]:
+    """What XLA:TPU keeps live at the step's peak (its temp allocation), per device.
+
+    Three phases of the compiled step compete; the largest is the step's need:
+
+    * ``forward_start``: the scheduler hoists every layer's fsdp all-gather (bf16 weights, split
+      over tp) to the start of the step when memory allows, capped by what its memory limit
+      (95% of the HBM limit) leaves beside the resident state;
+    * ``backward_start``: the saved activations of every layer (per the remat policy), the
+      gathered lm_head/embedding, the logits and the fp32 work of the log_softmax/entropy backward;
+    * ``update`` (grad_accum == 1 only): the full gradients before clip + optimizer.
+
+    With grad_accum > 1 each layer's gradients are added into the (donated) accumulator as the
+    backward produces them, so no full gradient copy is ever live.
+    """
     tok = shape.tokens_per_device
-    tp = mesh.tp
-    dots, elementwise = _layer_activation_elements(spec, tp)
-    L, H = spec.layers, spec.hidden
-    naive_attention = shape.seq_len % 128 != 0
-    scores = shape.micro_per_device * ceil_div(spec.heads, tp) * shape.seq_len**2 * 4 if naive_attention else 0
-    est = "estimate; held to XLA:TPU by bench/compile_vs_analytic"
-    inputs = {"tok": tok, "L": L, "H": H, "tp": tp, "it_c": it_c, "remat": remat}
+    tp, fsdp = mesh.tp, mesh.fsdp
+    L, H, V = spec.layers, spec.hidden, spec.vocab
+    dots, other = _layer_activation_elements(spec, tp)
+    est = "estimate fitted to XLA:TPU by bench/compile_vs_analytic (see bench/compile_vs_analytic.md)"
+    t = "transient"
+    naive = shape.seq_len % 128 != 0
+    scores = shape.micro_per_device * ceil_div(spec.heads, tp) * shape.seq_len**2 * 4 if naive else 0
 
     if remat == "full":
         saved = L * tok * H * it_c
-        saved_formula = "L · tok · H · it_c   (nothing_saveable: layer inputs only)"
+        saved_formula = "L · tok · H · it_c   (nothing_saveable: each layer's input)"
     elif remat == "dots":
-        saved = L * tok * H * it_c
-        saved_formula = "L · tok · H · it_c   (dots policy inside each scanned layer: only the carry crosses layers)"
+        saved = L * tok * dots * it_c
+        saved_formula = "L · tok · dots · it_c   (dot outputs: q,k,v,gate,up /tp + o,down)"
     else:
-        saved = L * tok * (H + dots + elementwise) * it_c + (L * scores // 2 if naive_attention else 0)
-        saved_formula = "L · tok · (H + dots + elementwise) · it_c  (+ L · bf16 scores if naive)"
-    working = tok * (dots + elementwise) * it_c + scores
+        saved = L * tok * (dots + other) * it_c + L * scores // 2
+        saved_formula = "L · tok · (dots + other) · it_c   (no remat: every input the backward reads)"
     layer_weights = spec.layer_params(0) - spec.norm_params() - spec.bias_params()
-    gather = ceil_div(layer_weights, tp) * it_c
-    logits = tok * ceil_div(spec.vocab, tp) * (it_c + 4)
-    head_params = spec.embedding_params() + spec.lm_head_params()
-    head_grads = ceil_div(head_params, mesh.fsdp * mesh.tp) * it_p
-    saved_one = saved // max(L, 1)
-    # The backward has two candidate peaks. At its start: every saved activation, the logits
-    # and their fp32 gradient, and the embedding/lm_head gradients. At its end: every gradient,
-    # plus the first layer's recomputed working set, its gathered weights and its saved inputs.
-    start_phase = saved + logits + head_grads
-    end_phase = n_dev * it_p + working + gather + saved_one
-    phases = {"backward_start": start_phase, "backward_end": end_phase}
+    gathered_layers = L * ceil_div(layer_weights, tp) * it_c
+    head_gathered = ceil_div(V * H, tp) * it_c
+    head_shards = (1 if spec.tied else 2) * ceil_div(V * H, fsdp * tp) * it_c
+    extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT)
+    logits = int(tok * ceil_div(V, tp) * (it_c + extra))
+    grads = n_dev * it_p
+
+    if resident_bytes is None:
+        resident_bytes = n_dev * it_p * (2 + (1 if shape.grad_accum > 1 else 0))
+    if xla_limit_bytes is None:
+        xla_limit_bytes = _FALLBACK_XLA_LIMIT
+    budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
+    copies = 2 if remat == "none" else 1
+    hoists = remat == "none" or generation is None or generation in _HOISTS_CHECKPOINTED_GATHERS
+    prefetch_want = (copies * gathered_layers + (head_gathered if spec.tied else head_shards)) if hoists else 0
+    prefetch = min(prefetch_want, budget)
+    backward = saved + head_gathered + logits + scores
+    update = grads if shape.grad_accum == 1 else 0
+    phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
-    common = {**inputs, "peak_phase": peak, "phase_bytes": phases}
-    t = "transient"
+    common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
+              "peak_phase": peak, "phase_bytes": phases}
+    if peak == "forward_start":
+        capped = prefetch < prefetch_want
+        comps = [Component(
+            "step.fsdp_gather", prefetch,
+            "min(copies · L · layer_weights/tp · it_c + head, 0.95 · XLA limit − resident)   "
+            "(all-gathers hoisted to the start; copies 2 without remat: the backward's too)",
+            {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": copies,
+             "head": prefetch_want - gathered_layers, "budget": budget, "capped_by_budget": capped,
+             "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
+            exact=False, phase=t,
+            basis="XLA's scheduler prefetches every layer's fsdp all-gather while it stays under 95% of HBM "
+                  "(--xla_tpu_scheduler_percent_shared_memory_limit); " + est)]
+        return comps
     if peak == "backward_start":
         return [
-            Component("step.gradients", head_grads, "(V·H · (2 if untied else 1))/(fsdp·tp) · it_p   "
-                      "(embedding and lm_head gradients, produced first)",
-                      {**common, "head_params": head_params, "it_p": it_p}, exact=False, phase=t, basis=est),
-            Component("step.saved_activations", saved, saved_formula, common, exact=False, phase=t, basis=est),
-            Component("step.logits", logits, "tok · V/tp · (it_c + 4)   (bf16 logits + fp32 gradient of "
-                      "log-softmax/entropy, full vocab, one micro-batch)",
-                      {**common, "V": spec.vocab}, exact=False, phase=t, basis=est),
+            Component("step.saved_activations", saved, saved_formula,
+                      {**common, "dots_per_token": dots, "other_per_token": other}, exact=False, phase=t, basis=est),
+            Component("step.lm_head_gather", head_gathered, "V · H / tp · it_c   (lm_head / tied embedding, "
+                      "all-gathered over fsdp)", common, exact=False, phase=t, basis=est),
+            Component("step.logits", logits + scores, f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + "
+                      "XLA's fp32 work of log_softmax/entropy, full vocab, one micro-batch)"
+                      + ("  + naive attention scores" if naive else ""),
+                      {**common, "extra_bytes_per_element": extra, "attention_scores": scores}, exact=False,
+                      phase=t, basis=est),
         ]
     return [
-        Component("step.gradients", n_dev * it_p, "P_dev · it_p   (full gradients of one micro-step)",
+        Component("step.gradients", grads, "P_dev · it_p   (full gradients of one micro-step, before clip + update)",
                   {**common, "P_dev": n_dev, "it_p": it_p}, exact=True, phase=t,
-                  basis="value_and_grad output, sharded like the params"),
-        Component("step.layer_working_set", working, "tok · (dots + elementwise) · it_c + naive scores",
-                  {**common, "dots_per_token": dots, "elementwise_per_token": elementwise,
-                   "attention_scores": scores, "naive_attention": naive_attention},
-                  exact=False, phase=t,
-                  basis="one layer's recomputed activations; naive attention (seq % 128 != 0) adds "
-                  "mb · nH/tp · s² · 4; " + est),
-        Component("step.fsdp_gather", gather, "layer weights / tp · it_c   (one layer all-gathered over fsdp)",
-                  {**common, "layer_weights": layer_weights}, exact=False, phase=t, basis=est),
-        Component("step.saved_activations", saved_one, "saved activations of the first layer", common,
-                  exact=False, phase=t, basis=est),
+                  basis="value_and_grad output, sharded like the params (grad_accum == 1)"),
     ]

@@ -1,0 +1,45 @@
+"""Read XLA's buffer-assignment dump: the largest live buffers at the program's peak."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+_ENTRY = re.compile(r"^      [├└]── (.*?) \(\s*[0-9.]+%, total: ([0-9 ]+) bytes")
+
+
+def _group(name: str) -> str:
+    if name.startswith("state["):
+        m = re.match(r"state\['(\w+)'\](?:\[\d+\]\[\d+\]\.(\w+))?", name)
+        if m:
+            return "state." + m.group(1) + (f".{m.group(2)}" if m.group(2) else "")
+    name = re.sub(r"\{\d+\}$", "", name)
+    name = re.sub(r"_block_.*$", "", name)
+    name = re.sub(r"\.\d+(\.remat\d*)?$", "", name)  # fusion.1105, copy.2077.remat -> fusion, copy
+    return name
+
+
+def peak_breakdown(dump_dir: str, top: int = 40) -> list[dict] | None:
+    """[{"name", "bytes"}] of the top-level entries of "Stack trace breakdown for peak usage",
+    merged by operation (JAX name stack), largest first; None when no dump is found."""
+    files = sorted(glob.glob(os.path.join(dump_dir, "*jit_training_step*buffer-assignment.txt")))
+    if not files:
+        return None
+    totals: dict[str, int] = {}
+    inside = False
+    with open(files[-1], errors="replace") as f:
+        for line in f:
+            if line.startswith("  Stack trace breakdown for peak usage"):
+                inside = True
+                continue
+            if not inside:
+                continue
+            if not line.strip():
+                break
+            m = _ENTRY.match(line)
+            if m:
+                key = _group(m.group(1))
+                totals[key] = totals.get(key, 0) + int(m.group(2).replace(" ", ""))
+    items = sorted(({"name": k, "bytes": v} for k, v in totals.items()), key=lambda d: -d["bytes"])
+    return items[:top]
