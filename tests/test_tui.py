@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input, OptionList, Static  # noqa: E402
+from textual.worker import WorkerCancelled, WorkerState  # noqa: E402
 
 from planner.plan import make_plan  # noqa: E402
 from planner.records import CalibrationRecord, PhaseRecord, write_record_atomic  # noqa: E402
@@ -121,8 +122,22 @@ def frozen_cwd(tmp_path, monkeypatch) -> Path:
 
 
 async def _settle(pilot, app, t: float = 0.0) -> None:
+    """Let debounce timers fire, then wait until no worker is pending or running.
+
+    Workers in an exclusive group cancel their predecessors; a cancelled one raises
+    from ``wait()``, which is expected here, so only live workers are awaited and a
+    cancellation is not an error. Any other exception from a worker fails the test.
+    """
     await pilot.pause(t)
-    await app.workers.wait_for_complete()
+    for _ in range(100):
+        live = [w for w in app.workers if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
+        if not live:
+            break
+        outcomes = await asyncio.gather(*(w.wait() for w in live), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, WorkerCancelled):
+                raise outcome
+        await pilot.pause()
     await pilot.pause()
 
 
