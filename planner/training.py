@@ -239,10 +239,6 @@ _FALLBACK_XLA_LIMIT = int(30.75 * 1024**3)
 #: back-propagates log_softmax + entropy over the full vocabulary (fitted: v4 4, v5e/v6e fewer).
 _LOGITS_EXTRA_BYTES = {"v4": 4.0, "v5e": 2.5, "v6e": 2.5}
 _LOGITS_EXTRA_DEFAULT = 4.0
-#: Generations whose scheduler was seen hoisting the weight all-gathers of checkpointed layers
-#: (remat dots/full) to the start of the step; without remat every generation hoists them, and
-#: hoists the backward's copies too. Unknown generation (caller passes none): as v4, the default.
-_HOISTS_CHECKPOINTED_GATHERS = {"v2", "v3", "v4", "v5e", "v5p", "tpu7x"}
 
 
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes=None,
@@ -293,7 +289,9 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         xla_limit_bytes = _FALLBACK_XLA_LIMIT
     budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
     copies = 2 if remat == "none" else 1
-    hoists = remat == "none" or generation is None or generation in _HOISTS_CHECKPOINTED_GATHERS
+    # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
+    # (grad_accum > 1); with grad_accum == 1 the gathers stay next to their layers.
+    hoists = remat == "none" or shape.grad_accum > 1
     prefetch_want = (copies * gathered_layers + (head_gathered if spec.tied else head_shards)) if hoists else 0
     prefetch = min(prefetch_want, budget)
     backward = saved + head_gathered + logits + scores
