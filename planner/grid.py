@@ -292,18 +292,20 @@ def sweep(grid: dict[str, typing.Any] | None = None, /, **options) -> pd.DataFra
     tokens = per_dev * seq_len
 
     # training memory: once per unique (model, mesh, optimizer, dtypes, remat, beta≠0, grad_accum>1,
-    # micro_per_device, seq_len); step temporaries are whatever planner.training says they are.
-    def train_mem(mc, a, b, c, opt, pdt, cdt, remat, _beta_nonzero, _accumulates, mpd, sl,
+    # micro_per_device, seq_len, TPU type: its generation and HBM limit shape the step temporaries);
+    # step temporaries are whatever planner.training says they are.
+    def train_mem(mc, a, b, c, opt, pdt, cdt, remat, _beta_nonzero, _accumulates, mpd, sl, tc,
                   beta, seqs, pad, mb, ga, tok):
         return training_memory(specs[mc], Mesh(a, b, c), TrainShape(seqs, pad, mb, ga, sl, mpd, tok),
-                               opt, pdt, cdt, remat, beta)
+                               opt, pdt, cdt, remat, beta,
+                               xla_limit_bytes=slices[tc].limit_bytes, generation=slices[tc].generation.name)
 
     k = ~bad
     tk = t[k]
     tm_c, results = _per_unique(
         train_mem, model_c[tk], dp[k], fsdp[k], mtp[k], g.raw("optimizer")[tk], g.raw("param_dtype")[tk],
         g.raw("compute_dtype")[tk], g.raw("remat")[tk], g.floats("beta")[tk] != 0.0, grad_accum[k] > 1,
-        per_dev[k], seq_len[k],
+        per_dev[k], seq_len[k], tpu_c[tk],
         extra=(g.raw("beta")[tk], sequences[k], padded[k], micro[k], grad_accum[k], tokens[k]))
     tm_bad = _fail(error, tk, [_error_of(r) for r in results], tm_c)
     resident = np.array([0 if isinstance(r, PlanError) else r.resident_bytes for r in results], np.int64)[tm_c]

@@ -284,7 +284,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)
     shape = train_shape(sequences, req.micro_bs, req.prompt_len, req.len, mesh)
-    train = training_memory(spec, mesh, shape, req.optimizer, req.param_dtype, req.compute_dtype, req.remat, req.beta)
+    train = training_memory(spec, mesh, shape, req.optimizer, req.param_dtype, req.compute_dtype, req.remat, req.beta,
+                            xla_limit_bytes=limit, generation=slc.generation.name)
     resident = list(train.resident)
     need = train.step_temp_bytes
     host: list[Component] = []

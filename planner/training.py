@@ -179,8 +179,18 @@ def training_memory(
     compute_dtype: str = "bfloat16",
     remat: str = "dots",
     beta: float = 0.0,
+    *,
+    xla_limit_bytes: int | None = None,
+    generation: str | None = None,
 ) -> TrainingMemory:
-    """Resident state and step temporaries of one device."""
+    """Resident state and step temporaries of one device.
+
+    Args:
+      xla_limit_bytes: the slice's per-device HBM limit in bytes (what XLA compiles against);
+        ``None`` assumes a v4 chip's 30.75 GiB.
+      generation: the TPU generation name (``"v5e"``); ``None`` assumes v4. Both shape the step
+        temporaries: how far XLA's scheduler can hoist the fsdp all-gathers, and the logits work.
+    """
     it_p = dtype_bytes(param_dtype)
     it_c = dtype_bytes(compute_dtype)
     n_dev = sharded_param_elements(spec, mesh)
@@ -224,7 +234,9 @@ def training_memory(
             {**common, "it_p": it_p, "beta": beta},
         ))
 
-    step = _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat)
+    step = _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat,
+                             resident_bytes=sum(c.bytes for c in resident),
+                             xla_limit_bytes=xla_limit_bytes, generation=generation)
     return TrainingMemory(shape, mesh, tuple(resident), tuple(step))
 
 
