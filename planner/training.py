@@ -251,6 +251,10 @@ _FALLBACK_XLA_LIMIT = int(30.75 * 1024**3)
 #: back-propagates log_softmax + entropy over the full vocabulary (fitted: v4 4, v5e/v6e fewer).
 _LOGITS_EXTRA_BYTES = {"v4": 4.0, "v5e": 2.5, "v6e": 2.5}
 _LOGITS_EXTRA_DEFAULT = 4.0
+#: On v6e, XLA was seen hoisting the all-gathers of checkpointed layers only for large layers:
+#: Qwen2.5-7B (466 MB of bf16 weights per layer) did, Qwen2.5-1.5B, Llama-3.2-3B and Qwen3-4B
+#: (<= 202 MB per layer) did not (bench/compile_vs_analytic.md). The threshold lies between.
+_V6E_HOIST_MIN_LAYER_BYTES = 256 * 1024**2
 
 
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes=None,
@@ -302,8 +306,11 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
     copies = 2 if remat == "none" else 1
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
-    # (grad_accum > 1); with grad_accum == 1 the gathers stay next to their layers.
-    hoists = remat == "none" or shape.grad_accum > 1
+    # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
+    # gathers stay next to their layers. On v6e only large layers were hoisted.
+    layer_gathered = ceil_div(layer_weights, tp) * it_c
+    hoists = remat == "none" or (shape.grad_accum > 1 and (
+        generation != "v6e" or layer_gathered >= _V6E_HOIST_MIN_LAYER_BYTES))
     prefetch_want = (copies * gathered_layers + (head_gathered if spec.tied else head_shards)) if hoists else 0
     prefetch = min(prefetch_want, budget)
     backward = saved + head_gathered + logits + scores
