@@ -120,3 +120,32 @@ def test_suggestions_find_a_window_when_one_exists():
     assert not make_plan(plan.request.with_(mem_fraction_static=round(lo - 0.01, 2))).fits
     mtt = ways["largest max_total_tokens that fits"]
     assert mtt.verdict == "fits" and make_plan(mtt.request).fits
+
+
+def _train(tpu, model, micro_bs, bs, **kw):
+    return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=bs, micro_bs=micro_bs,
+                                 prompt_len=512, len=1024, **kw))
+
+
+def test_step_model_uses_the_slice_generation():
+    """v6e hoists the fsdp all-gathers only for large layers (bench rows 28, 33, 38); v4 always in
+    the accumulating step. The accumulating program is the same for every grad_accum > 1."""
+    phase = lambda p: p.training.step[0].inputs["peak_phase"]  # noqa: E731
+    big, small = _train("v6e-8", "Qwen2.5-7B", 8, 16), _train("v6e-8", "Qwen3-4B", 8, 16)
+    assert (phase(big), phase(small)) == ("forward_start", "backward_start")
+    assert phase(_train("v4-8", "Qwen3-4B", 4, 16)) == "forward_start"
+    # bench rows 28 and 33 (XLA 5.906 / 11.917 GiB): ga 2 and ga 4 give the same bytes
+    assert small.step_need_bytes == _train("v6e-8", "Qwen3-4B", 8, 32).step_need_bytes
+    assert abs(small.step_need_bytes / GiB - 4.867) < 0.001
+    assert abs(big.step_need_bytes / GiB - 12.408) < 0.001
+    # the resident bytes and the HBM limit come from the slice: the scheduler's budget is
+    # 0.95 · limit − resident
+    c = big.training.step[0]
+    assert c.inputs["xla_limit_bytes"] == big.slice.limit_bytes
+    assert c.inputs["resident_bytes"] == big.training.resident_bytes
+
+
+def test_tp_training_mesh_is_flagged():
+    p = _train("v5e-8", "Qwen2.5-1.5B", 8, 16, mesh="1,4,2")
+    assert any("tp = 2" in n and "--compile" in n for n in p.notes)
+    assert not any("tp =" in n for n in _train("v5e-8", "Qwen2.5-1.5B", 8, 16).notes)
