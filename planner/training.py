@@ -248,9 +248,23 @@ _SCHEDULER_MEMORY_SHARE = 0.95
 #: default workload (lion, fp32) keeps, used when the caller does not pass them.
 _FALLBACK_XLA_LIMIT = int(30.75 * 1024**3)
 #: Extra bytes per logits element that XLA:TPU keeps beside the bf16 logits gradient while it
-#: back-propagates log_softmax + entropy over the full vocabulary (fitted: v4 4, v5e/v6e fewer).
-_LOGITS_EXTRA_BYTES = {"v4": 4.0, "v5e": 2.5, "v6e": 2.5}
+#: back-propagates log_softmax + entropy over the full vocabulary (fitted: v4 4.0, within 4.07-4.23
+#: on its 11 backward-peak configs; v5e/v6e 0.9, fitted together with the factor below).
+_LOGITS_EXTRA_BYTES = {"v4": 4.0, "v5e": 0.9, "v6e": 0.9}
 _LOGITS_EXTRA_DEFAULT = 4.0
+#: With the vocabulary split over tp > 1 XLA keeps more per logits element: v4 2.15 (tp = 2:
+#: 6.15-6.2 in total in all three configs, dots and full remat); v5e 5.0, a least-squares value over
+#: three tp = 2 configs that leaves +-12% (its need there is not proportional to the logits);
+#: other generations take v4's.
+_LOGITS_EXTRA_TP_BYTES = {"v4": 2.15, "v5e": 5.0}
+_LOGITS_EXTRA_TP_DEFAULT = 2.15
+#: On v5e and v6e the backward's temp allocation holds about 4/3 of the saved activations (XLA's
+#: heap there is 20-60% above the largest set of live buffers it lists); fitted by least squares on
+#: the nine v5e/v6e backward-peak configs of bench/compile_vs_analytic (leave-one-out worst 9.5%).
+_SAVED_FACTOR = {"v5e": (4, 3), "v6e": (4, 3)}
+#: Without remat, XLA hoisted the backward's copies of the gathered weights too for layers of
+#: 94 MB (Qwen2.5-1.5B) and 121 MB (Llama-3.2-1B), but not for 30 MB (Qwen2.5-0.5B).
+_NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = 64 * 1024**2
 #: On v6e, XLA was seen hoisting the all-gathers of checkpointed layers only for large layers:
 #: Qwen2.5-7B (466 MB of bf16 weights per layer) did, Qwen2.5-1.5B, Llama-3.2-3B and Qwen3-4B
 #: (<= 202 MB per layer) did not (bench/compile_vs_analytic.md). The threshold lies between.
@@ -291,11 +305,16 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     else:
         saved = L * tok * (dots + other) * it_c + L * scores // 2
         saved_formula = "L · tok · (dots + other) · it_c   (no remat: every input the backward reads)"
+    num, den = _SAVED_FACTOR.get(generation, (1, 1))
+    if num != den:
+        saved = saved * num // den
+        saved_formula += f"   · {num}/{den} on {generation}"
     layer_weights = spec.layer_params(0) - spec.norm_params() - spec.bias_params()
     gathered_layers = L * ceil_div(layer_weights, tp) * it_c
     head_gathered = ceil_div(V * H, tp) * it_c
     head_shards = (1 if spec.tied else 2) * ceil_div(V * H, fsdp * tp) * it_c
-    extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT)
+    extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT) + (
+        _LOGITS_EXTRA_TP_BYTES.get(generation, _LOGITS_EXTRA_TP_DEFAULT) if tp > 1 else 0.0)
     logits = int(tok * ceil_div(V, tp) * (it_c + extra))
     grads = n_dev * it_p
 
@@ -304,11 +323,11 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     if xla_limit_bytes is None:
         xla_limit_bytes = _FALLBACK_XLA_LIMIT
     budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
-    copies = 2 if remat == "none" else 1
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v6e only large layers were hoisted.
     layer_gathered = ceil_div(layer_weights, tp) * it_c
+    copies = 2 if remat == "none" and layer_gathered >= _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES else 1
     hoists = remat == "none" or (shape.grad_accum > 1 and (
         generation != "v6e" or layer_gathered >= _V6E_HOIST_MIN_LAYER_BYTES))
     prefetch_want = (copies * gathered_layers + (head_gathered if spec.tied else head_shards)) if hoists else 0

@@ -123,8 +123,8 @@ def test_suggestions_find_a_window_when_one_exists():
 
 
 def _train(tpu, model, micro_bs, bs, **kw):
-    return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=bs, micro_bs=micro_bs,
-                                 prompt_len=512, len=1024, **kw))
+    return make_plan(PlanRequest(**{"tpu": tpu, "model": model, "workload": "train", "bs": bs, "micro_bs": micro_bs,
+                                    "prompt_len": 512, "len": 1024, **kw}))
 
 
 def test_step_model_uses_the_slice_generation():
@@ -136,8 +136,9 @@ def test_step_model_uses_the_slice_generation():
     assert phase(_train("v4-8", "Qwen3-4B", 4, 16)) == "forward_start"
     # bench rows 28 and 33 (XLA 5.906 / 11.917 GiB): ga 2 and ga 4 give the same bytes
     assert small.step_need_bytes == _train("v6e-8", "Qwen3-4B", 8, 32).step_need_bytes
-    assert abs(small.step_need_bytes / GiB - 4.867) < 0.001
-    assert abs(big.step_need_bytes / GiB - 12.408) < 0.001
+    # against XLA:TPU's compiled temp for the same configs (bench rows 28 and 33)
+    assert abs(small.step_need_bytes / GiB - 5.906) / 5.906 < 0.06
+    assert abs(big.step_need_bytes / GiB - 11.917) / 11.917 < 0.05
     # the resident bytes and the HBM limit come from the slice: the scheduler's budget is
     # 0.95 · limit − resident
     c = big.training.step[0]
@@ -146,6 +147,8 @@ def test_step_model_uses_the_slice_generation():
 
 
 def test_tp_training_mesh_is_flagged():
-    p = _train("v5e-8", "Qwen2.5-1.5B", 8, 16, mesh="1,4,2")
+    p = _train("v5e-8", "Qwen2.5-1.5B", 8, 16, mesh="1,4,2", len=512)
     assert any("tp = 2" in n and "--compile" in n for n in p.notes)
+    # bench row 18: XLA:TPU compiled 3.545 GiB of temp for this step
+    assert abs(p.step_need_bytes / GiB - 3.545) / 3.545 < 0.10
     assert not any("tp =" in n for n in _train("v5e-8", "Qwen2.5-1.5B", 8, 16).notes)
