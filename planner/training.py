@@ -265,9 +265,10 @@ _SAVED_FACTOR = {"v5e": (4, 3), "v6e": (4, 3)}
 #: Without remat, XLA hoisted the backward's copies of the gathered weights too for layers of
 #: 94 MB (Qwen2.5-1.5B) and 121 MB (Llama-3.2-1B), but not for 30 MB (Qwen2.5-0.5B).
 _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = 64 * 1024**2
-#: On v6e, XLA was seen hoisting the all-gathers of checkpointed layers only for large layers:
-#: Qwen2.5-7B (466 MB of bf16 weights per layer) did, Qwen2.5-1.5B, Llama-3.2-3B and Qwen3-4B
-#: (<= 202 MB per layer) did not (bench/compile_vs_analytic.md). The threshold lies between.
+#: On v6e, XLA was seen hoisting the all-gathers of layers under the dots policy only for large
+#: layers: Qwen2.5-7B (466 MB of bf16 weights per layer) did, Qwen2.5-1.5B, Llama-3.2-1B/3B and
+#: Qwen3-4B (<= 202 MB per layer) did not (bench/compile_vs_analytic.md). The threshold lies
+#: between. With full remat it hoisted them for Qwen2.5-3B (154 MB) and Qwen2.5-7B.
 _V6E_HOIST_MIN_LAYER_BYTES = 256 * 1024**2
 
 
@@ -325,11 +326,11 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
-    # gathers stay next to their layers. On v6e only large layers were hoisted.
+    # gathers stay next to their layers. On v6e, under the dots policy only large layers were hoisted.
     layer_gathered = ceil_div(layer_weights, tp) * it_c
     copies = 2 if remat == "none" and layer_gathered >= _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES else 1
     hoists = remat == "none" or (shape.grad_accum > 1 and (
-        generation != "v6e" or layer_gathered >= _V6E_HOIST_MIN_LAYER_BYTES))
+        generation != "v6e" or remat == "full" or layer_gathered >= _V6E_HOIST_MIN_LAYER_BYTES))
     prefetch_want = (copies * gathered_layers + (head_gathered if spec.tied else head_shards)) if hoists else 0
     prefetch = min(prefetch_want, budget)
     backward = saved + head_gathered + logits + scores
