@@ -288,6 +288,14 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                             xla_limit_bytes=limit, generation=slc.generation.name)
     resident = list(train.resident)
     need = train.step_temp_bytes
+    gen = slc.generation.name
+    if gen in ("v5e", "v6e"):
+        notes.append(f"step estimate on {gen}: whether XLA hoists the weight all-gathers there is fitted on a few "
+                     "compiles; held-out v5e/v6e compiles were off by -44% to +317% "
+                     "(bench/compile_vs_analytic.md); check it with --compile")
+    elif gen != "v4":
+        notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
+                     "v4's behaviour; check it with --compile")
     if mesh.tp > 1:
         notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on six tp = 2 compiles "
                      "(v4 within 0.3%, v5e within 12%; none on other generations or tp > 2, "

@@ -152,3 +152,9 @@ def test_tp_training_mesh_is_flagged():
     # bench row 18: XLA:TPU compiled 3.545 GiB of temp for this step
     assert abs(p.step_need_bytes / GiB - 3.545) / 3.545 < 0.10
     assert not any("tp =" in n for n in _train("v5e-8", "Qwen2.5-1.5B", 8, 16).notes)
+
+
+def test_step_estimate_confidence_is_stated_off_v4():
+    assert not _train("v4-8", "Qwen2.5-1.5B", 8, 16).notes
+    assert any("v6e" in n and "-44% to +317%" in n for n in _train("v6e-8", "Qwen2.5-1.5B", 8, 16).notes)
+    assert any("no v5p compile" in n for n in _train("v5p-8", "Qwen2.5-1.5B", 8, 16).notes)
