@@ -265,11 +265,12 @@ _SAVED_FACTOR = {"v5e": (4, 3), "v6e": (4, 3)}
 #: Without remat, XLA hoisted the backward's copies of the gathered weights too for layers of
 #: 94 MB (Qwen2.5-1.5B) and 121 MB (Llama-3.2-1B), but not for 30 MB (Qwen2.5-0.5B).
 _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = 64 * 1024**2
-#: On v6e, XLA was seen hoisting the all-gathers of layers under the dots policy only for large
-#: layers: Qwen2.5-7B (466 MB of bf16 weights per layer) did, Qwen2.5-1.5B, Llama-3.2-1B/3B and
-#: Qwen3-4B (<= 202 MB per layer) did not (bench/compile_vs_analytic.md). The threshold lies
-#: between. With full remat it hoisted them for Qwen2.5-3B (154 MB) and Qwen2.5-7B.
-_V6E_HOIST_MIN_LAYER_BYTES = 256 * 1024**2
+#: On v6e, under the dots policy, XLA was seen hoisting the layers' all-gathers only when the
+#: gathered weights of all layers were at least ~2.7x the saved activations: 3.06x (Qwen2.5-7B,
+#: 1536 tokens/device) and 3.2x (Qwen3-4B, 1024) were hoisted; 1.15-2.36x (Qwen2.5-1.5B,
+#: Qwen3-1.7B, Llama-3.2-1B/3B, Qwen3-4B at 1536 tokens with lion, adamw or sgd) were not
+#: (bench/compile_vs_analytic.md). With full remat it hoisted them for Qwen2.5-3B and -7B.
+_V6E_HOIST_MIN_WEIGHTS_PER_SAVED = 2.7
 
 
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes=None,
@@ -306,6 +307,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     else:
         saved = L * tok * (dots + other) * it_c + L * scores // 2
         saved_formula = "L · tok · (dots + other) · it_c   (no remat: every input the backward reads)"
+    saved_unscaled = saved
     num, den = _SAVED_FACTOR.get(generation, (1, 1))
     if num != den:
         saved = saved * num // den
@@ -326,11 +328,13 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
-    # gathers stay next to their layers. On v6e, under the dots policy only large layers were hoisted.
+    # gathers stay next to their layers. On v6e, under the dots policy, only weights large next to
+    # the saved activations were hoisted.
     layer_gathered = ceil_div(layer_weights, tp) * it_c
     copies = 2 if remat == "none" and layer_gathered >= _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES else 1
     hoists = remat == "none" or (shape.grad_accum > 1 and (
-        generation != "v6e" or remat == "full" or layer_gathered >= _V6E_HOIST_MIN_LAYER_BYTES))
+        generation != "v6e" or remat == "full"
+        or gathered_layers >= _V6E_HOIST_MIN_WEIGHTS_PER_SAVED * saved_unscaled))
     prefetch_want = (copies * gathered_layers + (head_gathered if spec.tied else head_shards)) if hoists else 0
     prefetch = min(prefetch_want, budget)
     backward = saved + head_gathered + logits + scores
