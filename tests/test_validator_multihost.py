@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from validator.report import CHANGE_TOLERANCE_BYTES
+
 pytest.importorskip("sgl_jax")
 
 from test_validator_e2e import KV, PARAMS_DUMMY, PHASES, TINY  # noqa: E402
@@ -67,8 +69,10 @@ def test_each_host_measures_its_own_devices(two_hosts):
         assert ready["components"]["params"] == [PARAMS_DUMMY] * 2 and ready["components"]["kv"] == [KV] * 2
         flushed = next(p for p in phases if p["phase"] == "flush_cache_before_kv_drop")
         dropped = next(p for p in phases if p["phase"] == "kv_cache_dropped")
-        assert [a["bytes_in_use"] - b["bytes_in_use"] for a, b in
-                zip(flushed["memory"]["devices"], dropped["memory"]["devices"])] == [KV, KV]
+        freed = [a["bytes_in_use"] - b["bytes_in_use"] for a, b in
+                 zip(flushed["memory"]["devices"], dropped["memory"]["devices"])]
+        # the engine's own scalars may come and go (4 B seen on host 1): report's tolerance
+        assert all(abs(f - KV) <= CHANGE_TOLERANCE_BYTES for f in freed), freed
         assert objs[-1]["ok"] is True and objs[-1]["num_hosts"] == 2 and objs[-1]["num_devices"] == 4
     gen0 = next(o for o in two_hosts["jsonl"][0] if o.get("phase") == "generate_result_after_kv_rebuild")
     assert gen0["info"]["same_output"] is True  # host 0 generates

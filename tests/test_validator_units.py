@@ -329,8 +329,12 @@ def _mem(*used):
 def test_change_check_reports_mismatch_per_device():
     ok = change_check("kv_drop", _mem(100, 100), _mem(60, 60), [40, 40], -1)
     assert ok["ok"] and ok["observed"] == [40, 40] and ok["mismatch_bytes"] == [0, 0]
-    bad = change_check("kv_rebuild", _mem(60, 60), _mem(100, 96), [40, 40], +1)
-    assert not bad["ok"] and bad["observed"] == [40, 36] and bad["mismatch_bytes"] == [0, -4]
+    bad = change_check("kv_rebuild", _mem(600, 600), _mem(1000, 900), [400, 400], +1)
+    assert not bad["ok"] and bad["observed"] == [400, 300] and bad["mismatch_bytes"] == [0, -100]
+    # a runtime scalar of 4 B is within the tolerance, and still reported to the byte
+    drift = change_check("kv_rebuild", _mem(60, 60), _mem(104, 100), [40, 40], +1)
+    assert drift["ok"] and drift["mismatch_bytes"] == [4, 0] and drift["tolerance_bytes"] == 64
+    assert not change_check("x", _mem(0), _mem(105), [40], +1, tolerance_bytes=64)["ok"]
 
 
 def test_format_table():

@@ -145,9 +145,16 @@ def _delta(obj: dict) -> dict:
     return out
 
 
+#: Bytes per device a change check lets the device total drift by: the engine's own scalars (a
+#: sampling step counter, a follower host's copy of the last batch's flags) come and go with its
+#: threads' timing. Seen: 4 B on the second host of the two-process CPU run.
+CHANGE_TOLERANCE_BYTES = 64
+
+
 def change_check(name: str, before: dict, after: dict, expected_per_device: list[int],
-                 sign: int) -> dict:
-    """Check bytes_in_use changed by exactly ``expected`` per device between two phases.
+                 sign: int, tolerance_bytes: int = CHANGE_TOLERANCE_BYTES) -> dict:
+    """Check bytes_in_use changed by ``expected`` per device between two phases, within
+    ``tolerance_bytes`` per device (the mismatch is reported to the byte either way).
 
     ``sign`` -1: the bytes went down by ``expected`` (freed); +1: up (allocated).
     """
@@ -156,7 +163,9 @@ def change_check(name: str, before: dict, after: dict, expected_per_device: list
     observed = [(y - x) * sign for x, y in zip(b, a)]  # freed: before - after; allocated: after - before
     return {
         "name": name,
-        "ok": observed == list(expected_per_device),
+        "ok": len(observed) == len(expected_per_device) and all(
+            abs(o - e) <= tolerance_bytes for o, e in zip(observed, expected_per_device)),
+        "tolerance_bytes": tolerance_bytes,
         "expected": list(expected_per_device),
         "observed": observed,
         "mismatch_bytes": [o - e for o, e in zip(observed, expected_per_device)],
