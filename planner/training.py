@@ -16,6 +16,7 @@ from typing import NamedTuple
 from planner.components import Component
 from planner.errors import PlanError
 from planner.model import ModelSpec
+from planner.tpu import GENERATIONS
 from planner.units import ceil_div, dtype_bytes, round_up
 
 #: Sequence buckets of the runner: a length is rounded up to the first bucket that holds it.
@@ -187,7 +188,7 @@ def training_memory(
 
     Args:
       xla_limit_bytes: the slice's per-device HBM limit in bytes (what XLA compiles against);
-        ``None`` assumes a v4 chip's 30.75 GiB.
+        ``None`` assumes a v4 chip's (the TPU catalog's limit).
       generation: the TPU generation name (``"v5e"``); ``None`` assumes v4. Both shape the step
         temporaries: how far XLA's scheduler can hoist the fsdp all-gathers, and the logits work.
     """
@@ -244,9 +245,8 @@ def training_memory(
 #: (``--xla_tpu_scheduler_percent_shared_memory_limit=95``); it hoists weight all-gathers into
 #: whatever that leaves.
 _SCHEDULER_MEMORY_SHARE = 0.95
-#: XLA's compile-time HBM limit per device (v4, the default slice) and the resident state the
-#: default workload (lion, fp32) keeps, used when the caller does not pass them.
-_FALLBACK_XLA_LIMIT = int(30.75 * 1024**3)
+#: The HBM limit per device assumed when the caller passes no slice: a v4 chip's (the catalog's).
+_FALLBACK_XLA_LIMIT = GENERATIONS["v4"].limit_bytes
 #: Extra bytes per logits element that XLA:TPU keeps beside the bf16 logits gradient while it
 #: back-propagates log_softmax + entropy over the full vocabulary (fitted: v4 4.0, within 4.07-4.23
 #: on its 11 backward-peak configs; v5e/v6e 0.9, fitted together with the factor below).
@@ -273,7 +273,7 @@ _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = 64 * 1024**2
 _V6E_HOIST_MIN_WEIGHTS_PER_SAVED = 2.7
 
 
-def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes=None,
+def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes,
                       xla_limit_bytes=None, generation=None) -> list[Component]:
     """What XLA:TPU keeps live at the step's peak (its temp allocation), per device.
 
@@ -313,7 +313,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         saved = saved * num // den
         saved_formula += f"   · {num}/{den} on {generation}"
     layer_weights = spec.layer_params(0) - spec.norm_params() - spec.bias_params()
-    gathered_layers = L * ceil_div(layer_weights, tp) * it_c
+    layer_gathered = ceil_div(layer_weights, tp) * it_c
+    gathered_layers = L * layer_gathered
     head_gathered = ceil_div(V * H, tp) * it_c
     head_shards = (1 if spec.tied else 2) * ceil_div(V * H, fsdp * tp) * it_c
     extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT) + (
@@ -321,8 +322,6 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     logits = int(tok * ceil_div(V, tp) * (it_c + extra))
     grads = n_dev * it_p
 
-    if resident_bytes is None:
-        resident_bytes = n_dev * it_p * (2 + (1 if shape.grad_accum > 1 else 0))
     if xla_limit_bytes is None:
         xla_limit_bytes = _FALLBACK_XLA_LIMIT
     budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
@@ -330,7 +329,6 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v6e, under the dots policy, only weights large next to
     # the saved activations were hoisted.
-    layer_gathered = ceil_div(layer_weights, tp) * it_c
     copies = 2 if remat == "none" and layer_gathered >= _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES else 1
     hoists = remat == "none" or (shape.grad_accum > 1 and (
         generation != "v6e" or remat == "full"
