@@ -118,29 +118,6 @@ def live_array_bytes(devices: Sequence) -> dict[int, int]:
     return out
 
 
-def settled_live_array_bytes(devices: Sequence, tries: int = 20, pause_s: float = 0.02) -> dict[int, int]:
-    """:func:`live_array_bytes` once two readings in a row agree.
-
-    An engine thread (the scheduler's loop, a follower host's broadcast) can hold a short-lived
-    array at the moment of a reading; garbage is collected and the reading repeated until it is
-    stable, so a phase records what stays allocated. After ``tries`` readings the last one is
-    returned.
-    """
-    import gc
-    import time
-
-    gc.collect()
-    last = live_array_bytes(devices)
-    for _ in range(tries):
-        time.sleep(pause_s)
-        gc.collect()
-        now = live_array_bytes(devices)
-        if now == last:
-            return now
-        last = now
-    return last
-
-
 def arrays_bytes_per_device(arrays: Iterable, devices: Sequence) -> list[int]:
     """Per device (in ``devices`` order): bytes of the given arrays' addressable shards.
 
@@ -190,7 +167,7 @@ def snapshot(devices: Sequence | None = None) -> MemorySnapshot:
         ]
         source = "memory_stats"
     else:
-        live = settled_live_array_bytes(local)
+        live = live_array_bytes(local)
         mems = [
             DeviceMemory(index=index.get(d.id, -1), id=d.id, process_index=d.process_index,
                          kind=d.device_kind, bytes_in_use=live[d.id])
