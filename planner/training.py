@@ -262,15 +262,36 @@ _LOGITS_EXTRA_TP_DEFAULT = 2.15
 #: heap there is 20-60% above the largest set of live buffers it lists); fitted by least squares on
 #: the nine v5e/v6e backward-peak configs of bench/compile_vs_analytic (leave-one-out worst 9.5%).
 _SAVED_FACTOR = {"v5e": (4, 3), "v6e": (4, 3)}
-#: Without remat, XLA hoisted the backward's copies of the gathered weights too for layers of
-#: 94 MB (Qwen2.5-1.5B) and 121 MB (Llama-3.2-1B), but not for 30 MB (Qwen2.5-0.5B).
-_NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = 64 * 1024**2
+#: With full remat on v5e/v6e the backward holds more next to the (small) saved layer inputs:
+#: (saved factor, logits extra bytes per element) fitted on four grad_accum = 1 configs (Qwen3-1.7B on
+#: v5e and v6e, Qwen2.5-1.5B and Llama-3.2-1B on v5e: -11% to +5%), where the dots policy's
+#: constants left them 18-31% under.
+_FULL_REMAT_BACKWARD = {"v5e": ((2, 1), 2.0), "v6e": ((2, 1), 2.0)}
+#: Without remat, XLA hoisted the backward's copies of the gathered weights too. On v4 only for
+#: layers of 94 MB (Qwen2.5-1.5B) and 121 MB (Llama-3.2-1B), not for 30 MB (Qwen2.5-0.5B); on v6e
+#: also for Qwen2.5-0.5B's 30 MB layers (two configs).
+_NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = {"v4": 64 * 1024**2, "v6e": 0}
+_NO_REMAT_SECOND_COPY_MIN_DEFAULT = 64 * 1024**2
+#: Generations on which, without remat, that second (backward) copy is still live beside the saved
+#: activations when the backward starts (v6e: Qwen2.5-0.5B twice, Llama-3.2-1B: +5% to +8%). On v4
+#: (Qwen2.5-1.5B, Qwen3-1.7B) counting it there overshot by 12-14%: the forward start sets the need.
+_BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v6e"})
 #: On v6e, under the dots policy, XLA was seen hoisting the layers' all-gathers only when the
 #: gathered weights of all layers were at least ~2.7x the saved activations: 3.06x (Qwen2.5-7B,
 #: 1536 tokens/device) and 3.2x (Qwen3-4B, 1024) were hoisted; 1.15-2.36x (Qwen2.5-1.5B,
 #: Qwen3-1.7B, Llama-3.2-1B/3B, Qwen3-4B at 1536 tokens with lion, adamw or sgd) were not
 #: (bench/compile_vs_analytic.md). With full remat it hoisted them for Qwen2.5-3B and -7B.
 _V6E_HOIST_MIN_WEIGHTS_PER_SAVED = 2.7
+#: Generations on which XLA hoisted the tied embedding's all-gather (for the lm_head) with the
+#: layers' (v5e: Llama-3.2-1B, Qwen2.5-3B). On v4 (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B
+#: was the exception) it kept only the embedding shard's bf16 cast, which untied models also keep.
+_HOISTS_TIED_HEAD = frozenset({"v5e"})
+#: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
+#: (V·H/tp, bf16, before its reduce-scatter) is live: on v4 this sub-phase set the need of a small
+#: micro-batch (512 tokens/device, H 768: the test grid's tiny Llama on v4-16, 17.7% under before)
+#: and of none of the bench's v4 configs. v5e/v6e (None) are fitted as a whole by the factors above.
+_HEAD_GRAD_EXTRA_BYTES = {"v4": 2.0, "v5e": None, "v6e": None}
+_HEAD_GRAD_EXTRA_DEFAULT = 2.0
 
 
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes,
@@ -308,7 +329,11 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         saved = L * tok * (dots + other) * it_c + L * scores // 2
         saved_formula = "L · tok · (dots + other) · it_c   (no remat: every input the backward reads)"
     saved_unscaled = saved
-    num, den = _SAVED_FACTOR.get(generation, (1, 1))
+    extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT)
+    if remat == "full" and generation in _FULL_REMAT_BACKWARD:
+        (num, den), extra = _FULL_REMAT_BACKWARD[generation]
+    else:
+        num, den = _SAVED_FACTOR.get(generation, (1, 1))
     if num != den:
         saved = saved * num // den
         saved_formula += f"   · {num}/{den} on {generation}"
@@ -316,10 +341,22 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     layer_gathered = ceil_div(layer_weights, tp) * it_c
     gathered_layers = L * layer_gathered
     head_gathered = ceil_div(V * H, tp) * it_c
-    head_shards = (1 if spec.tied else 2) * ceil_div(V * H, fsdp * tp) * it_c
-    extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT) + (
-        _LOGITS_EXTRA_TP_BYTES.get(generation, _LOGITS_EXTRA_TP_DEFAULT) if tp > 1 else 0.0)
-    logits = int(tok * ceil_div(V, tp) * (it_c + extra))
+    embed_cast = ceil_div(V * H, fsdp * tp) * it_c
+    if tp > 1:
+        extra += _LOGITS_EXTRA_TP_BYTES.get(generation, _LOGITS_EXTRA_TP_DEFAULT)
+    logits_elements = tok * ceil_div(V, tp)
+    logits = int(logits_elements * (it_c + extra))
+    logits_formula = (f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
+                      "log_softmax/entropy, full vocab, one micro-batch)")
+    head_grad_extra = _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
+    with_head_grad = (int(logits_elements * (it_c + head_grad_extra)) + head_gathered
+                      if head_grad_extra is not None else 0)
+    if with_head_grad > logits:
+        # the lm_head's weight gradient (unreduced over fsdp) is formed beside the logits gradient;
+        # it sets the need where the vocabulary is large next to the tokens (small micro-batches)
+        logits = with_head_grad
+        logits_formula = (f"tok · V/tp · (it_c + {head_grad_extra}) + V · H / tp · it_c   (bf16 logits and "
+                          "logits gradient + the lm_head's weight gradient before its reduce-scatter)")
     grads = n_dev * it_p
 
     if xla_limit_bytes is None:
@@ -329,13 +366,18 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v6e, under the dots policy, only weights large next to
     # the saved activations were hoisted.
-    copies = 2 if remat == "none" and layer_gathered >= _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES else 1
+    second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
+    copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
     hoists = remat == "none" or (shape.grad_accum > 1 and (
         generation != "v6e" or remat == "full"
         or gathered_layers >= _V6E_HOIST_MIN_WEIGHTS_PER_SAVED * saved_unscaled))
-    prefetch_want = (copies * gathered_layers + (head_gathered if spec.tied else head_shards)) if hoists else 0
+    head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
+    prefetch_want = (copies * gathered_layers + head_prefetch) if hoists else 0
     prefetch = min(prefetch_want, budget)
-    backward = saved + head_gathered + logits + scores
+    # without remat, on v6e, the backward's hoisted weight copies are live beside the saved activations
+    backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
+                        else 0)
+    backward = saved + head_gathered + logits + scores + backward_gathers
     update = grads if shape.grad_accum == 1 else 0
     phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
@@ -355,15 +397,20 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                   "(--xla_tpu_scheduler_percent_shared_memory_limit); " + est)]
         return comps
     if peak == "backward_start":
-        return [
+        gathers = [Component(
+            "step.backward_gathers", backward_gathers, "L · layer_weights/tp · it_c   (without remat: the "
+            "backward's all-gathered weights, hoisted to the start of the step)",
+            {**common, "layer_weights": layer_weights, "copies": copies}, exact=False, phase=t,
+            basis=est)] if backward_gathers else []
+        return gathers + [
             Component("step.saved_activations", saved, saved_formula,
                       {**common, "dots_per_token": dots, "other_per_token": other}, exact=False, phase=t, basis=est),
             Component("step.lm_head_gather", head_gathered, "V · H / tp · it_c   (lm_head / tied embedding, "
                       "all-gathered over fsdp)", common, exact=False, phase=t, basis=est),
-            Component("step.logits", logits + scores, f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + "
-                      "XLA's fp32 work of log_softmax/entropy, full vocab, one micro-batch)"
+            Component("step.logits", logits + scores, logits_formula
                       + ("  + naive attention scores" if naive else ""),
-                      {**common, "extra_bytes_per_element": extra, "attention_scores": scores}, exact=False,
+                      {**common, "extra_bytes_per_element": extra, "head_grad_extra_bytes": head_grad_extra,
+                       "attention_scores": scores}, exact=False,
                       phase=t, basis=est),
         ]
     return [
