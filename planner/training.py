@@ -294,6 +294,17 @@ _HEAD_GRAD_EXTRA_BYTES = {"v4": 2.0, "v5e": None, "v6e": None}
 _HEAD_GRAD_EXTRA_DEFAULT = 2.0
 
 
+#: (generation, optimizer) pairs whose step schedule the analytic model does not predict: adafactor
+#: on v6e compiled to different all-gather schedules for two 3B models (bench rows 55, 62, 69, 70).
+_UNPREDICTED_SCHEDULES = frozenset({("v6e", "adafactor")})
+
+
+def step_schedule_unpredicted(generation: str | None, optimizer: str) -> bool:
+    """True where XLA:TPU's schedule of the step was seen to vary in ways the step model does not
+    capture; the plan says so and points at ``--compile``."""
+    return (generation, optimizer) in _UNPREDICTED_SCHEDULES
+
+
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes,
                       xla_limit_bytes=None, generation=None) -> list[Component]:
     """What XLA:TPU keeps live at the step's peak (its temp allocation), per device.
