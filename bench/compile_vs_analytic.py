@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from planner.compile import compile_config, config_key, run_compile  # noqa: E402
 from planner.plan import make_plan  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
-from planner.training import training_memory  # noqa: E402
+from planner.training import step_schedule_unpredicted  # noqa: E402
 from planner.units import GiB  # noqa: E402
 
 # (tpu, model, micro_bs, accum, prompt_len, len, optimizer, remat, extra PlanRequest fields)
@@ -220,6 +220,7 @@ def run(rows: list[int], breakdown: bool, log) -> list[dict]:
             "baseline_step": _baseline_step_bytes(plan),
             "step_components": {c.name: c.bytes for c in t.step},
             "phase": t.step[0].inputs["peak_phase"] if t.step else "",
+            "unpredicted": step_schedule_unpredicted(plan.slice.generation.name, plan.request.optimizer),
         }
         if fig:
             rec.update(xla_temp=fig["temp"], xla_args=fig["args"], xla_peak=fig["peak"], xla_oom=fig["oom"],
@@ -245,15 +246,21 @@ def run(rows: list[int], breakdown: bool, log) -> list[dict]:
 #: (record key, figure, rows) of the summary lines.
 SUMMARIES = (
     ("temp_err", "step temp (planner)", "all"), ("temp_err", "step temp (planner)", "fitted"),
-    ("temp_err", "step temp (planner)", "held out"), ("baseline_temp_err", "step temp (before)", "all"),
+    ("temp_err", "step temp (planner)", "held out"), ("temp_err", "step temp (planner)", "predicted"),
+    ("baseline_temp_err", "step temp (before)", "all"),
     ("peak_err", "peak (planner)", "all"), ("peak_err", "peak (planner)", "held out"),
     ("baseline_peak_err", "peak (before)", "all"), ("args_err", "arguments vs resident", "all"),
 )
 
 
 def _in_subset(rec: dict, subset: str) -> bool:
-    held_out = rec["row"] in HELD_OUT
-    return subset == "all" or (subset == "held out") == held_out
+    """all; fitted / held out; predicted: every row but those whose plan says the step model does
+    not predict XLA's schedule (``step_schedule_unpredicted``)."""
+    if subset == "all":
+        return True
+    if subset == "predicted":
+        return not rec["unpredicted"]
+    return (subset == "held out") == (rec["row"] in HELD_OUT)
 
 
 def summary(recs: list[dict], key: str) -> dict | None:
@@ -287,51 +294,71 @@ NOTES = """
      weights, 1/tp each) to the start of the step while the total stays under 95% of HBM
      (`--xla_tpu_scheduler_percent_shared_memory_limit=95`). On the design card this is what
      fills the step: 14 of 28 layers' MLP weights fit under the limit beside 21.3 GiB of state.
-     Without remat the backward's copies are hoisted too (2x) when a layer's gathered weights
-     reach 64 MiB: seen for Qwen2.5-1.5B (94 MB) and Llama-3.2-1B (121 MB), not for
-     Qwen2.5-0.5B (30 MB, row 3). With checkpointed layers (dots, full) the hoisting was seen
-     only in the accumulating step (grad_accum > 1): with grad_accum == 1 the gathers stay next
-     to their layers. The accumulating program is the same for every grad_accum > 1 (only a
-     constant changes), and rows 36 and 37 compile to the same bytes as rows 28 and 33. On v6e,
-     under the dots policy, the gathers were hoisted only when all layers' gathered weights
-     were at least ~2.7x the saved activations (3.06x row 33, 3.2x row 51 hoisted; 1.15-2.36x
-     rows 20, 21, 28, 38, 47, 56, 57 not; rows 28, 56 and 57 differ only in the optimizer and
-     compile to the same bytes). With full remat v6e hoisted them (rows 34, 45).
+     With the layers XLA keeps the embedding shard's bf16 cast (V·H/(fsdp·tp), rows 13, 27, 33,
+     45, 59, 60 list it); only on v5e did it also hoist the tied embedding's full gather for the
+     lm_head (rows 9, 25). On v6e it did so once, for Llama-3.2-3B (row 61, -12.5%), and not for
+     five Qwen models. With checkpointed layers (dots, full) the hoisting was seen only in the
+     accumulating step (grad_accum > 1): with grad_accum == 1 the gathers stay next to their
+     layers. The accumulating program is the same for every grad_accum > 1 (only a constant
+     changes): rows 36/37 compile to the same bytes as rows 28/33, row 69 as row 62, row 70 as
+     row 55. On v6e, under the dots policy, the gathers were hoisted only when all layers'
+     gathered weights were at least ~2.7x the saved activations (3.06x row 33, 3.2x row 51
+     hoisted; 1.15-2.36x rows 20, 21, 28, 38, 47, 56, 57 not; rows 28, 56 and 57 differ only in
+     the optimizer and compile to the same bytes). With full remat v6e hoisted them (rows 34,
+     45, 50, 61). Without remat the backward's copies are hoisted too (2x): on v4 when a layer's
+     gathered weights reach 64 MiB (Qwen2.5-1.5B 94 MB, Llama-3.2-1B 121 MB; not Qwen2.5-0.5B's
+     30 MB, row 3), on v6e for every size (rows 11, 52, 65).
   2. *backward start*: every layer's saved activations (dots: q, k, v, gate, up, o, down outputs;
      full: layer inputs; none: every input the backward reads), the gathered lm_head / tied
      embedding, the bf16 logits gradient and XLA's extra bytes per logits element for the
-     log_softmax + entropy backward. On v4 that extra is 4.0 bytes (the eleven v4 backward-peak
-     rows imply 4.07-4.23). On v5e/v6e XLA's heap there runs 20-60% above the largest set of
-     live buffers it lists; a least-squares fit over the nine v5e/v6e backward-peak rows (4, 6,
-     8, 17, 20, 21, 26, 28, 38) gives saved activations x 4/3 and 0.9 extra bytes per logits
-     element (leave-one-out worst 9.5%). With the vocabulary split over tp > 1, XLA keeps
-     more per logits element: +2.15 bytes on v4 (rows 39-41 all imply 6.15-6.2 in total) and
-     +5.0 on v5e (least squares over rows 18, 42, 43, which leaves up to 12%: on v5e that need
-     does not scale with the logits).
+     log_softmax + entropy backward. On v4 that extra is 4.0 bytes (the v4 backward-peak rows
+     imply 4.07-4.23). On v4 a second sub-phase can set the need where the vocabulary is large
+     next to the tokens: 2 bytes more per logits element plus the lm_head's weight gradient
+     before its reduce-scatter (V·H/tp, bf16); it moved no fitted v4 row by more than a few
+     percent and brought the test grid's tiny Llama on v4-16 (512 tokens/device) from -17.7% to
+     -9.7%. On v5e/v6e XLA's heap there runs 20-60% above the largest set of live buffers it
+     lists; a least-squares fit over the nine v5e/v6e dots backward-peak rows (4, 6, 8, 17, 20,
+     21, 26, 28, 38) gives saved activations x 4/3 and 0.9 extra bytes per logits element
+     (leave-one-out worst 9.5%). Full remat there keeps more beside its small saved inputs: the
+     logits gradient and a copy of the logits (rows 53, 66-68 list both), so it takes saved x 2
+     and 2.0 extra bytes (rows 53, 66, 67, 68: +4.1%, -10.8%, +3.6%, +2.6%; 18-31% under with the
+     dots constants). Without remat v6e keeps the backward's hoisted weight copies beside the
+     saved activations (rows 11, 52, 65: +5% to +8%); on v4 counting them overshot rows 15 and
+     46 by 12-14%, so v4 does not. With the vocabulary split over tp > 1, XLA keeps more per
+     logits element: +2.15 bytes on v4 (rows 39-41 all imply 6.15-6.2 in total) and +5.0 on v5e
+     (least squares over rows 18, 42, 43, which leaves up to 11%).
   3. *update* (grad_accum == 1 only): the full fp32 gradients before clip + optimizer. With
      grad_accum > 1 XLA adds each layer's gradients into the donated accumulator as they are
      produced, so no full copy is live (the old model counted one: 7.09 GiB on the design card).
+* **adafactor on v6e is not predicted.** Rows 55/70 (Llama-3.2-3B) and 62/69 (Qwen2.5-3B) differ
+  in model only, and XLA scheduled them differently: nothing hoisted for Llama (1.44 GiB), the
+  backward's gathers of ~12 layers hoisted for Qwen (4.41 GiB). Adamw on the same Llama config
+  hoisted the forward's (row 61), and adafactor on v4 and v5e followed the model (rows 63, 64,
+  -3.9% and +2.9%; on v4 the peak is the update inside the `lax.cond`). The plan keeps the
+  forward-start estimate, above both compiles, and prints a note sending the user to
+  `--compile`; the summary's "predicted" rows leave these four out.
 * **In-sample and held out.** The constants and rules above were fitted on the rows not marked
-  held out, so their errors are in-sample. The held-out rows came in batches, each compiled
-  after the rules that predict it were fixed:
-  * rows 44-49 (after commit 677a74a): five of six within 5% (v4 and v5e tp = 2 at new shapes,
-    v5e and v6e backward peaks, v4 without remat); row 45 (v6e, full remat) was off by -78%,
-    the v6e rule was changed for it, and the batch joined the fitted rows;
-  * rows 50-55: v4 +7% (row 54) and v6e full remat +12% (row 50) held; row 51 (v6e dots, -44%)
-    led to the v6e dots rule (fitted with rows 56-57) and joined the fitted rows; three misses
-    remain: a 0.5B model without remat had its backward copies hoisted on v6e (row 52, -34%)
-    but not on v4 (row 3); v5e Qwen3-1.7B with full remat and grad_accum 1 (row 53, -18%);
-    Llama-3.2-3B with full remat and adafactor on v6e was not hoisted (row 55, +317%) where
-    Qwen2.5-3B with adamw was (row 45);
-  * rows 58-60 test the v6e dots rule: the phase was right in all three (7B at 3072 tokens not
-    hoisted, 3B and 1.7B at 512 tokens hoisted); errors -9.7%, +7.8%, +15.7% (XLA hoisted a
-    little less than all layers).
-  So on v4 the step model carries over; on v5e/v6e the phase rules cover the dots policy but
-  not yet full remat on v6e or no remat on small models. `hbmplan` prints a note on v5e/v6e
-  training plans that sends the user to `--compile`.
+  held out, so their errors are in-sample. Held-out rows came in batches, each compiled after
+  the rules that predict it were fixed and committed; a batch whose misses changed a rule
+  joined the fitted rows:
+  * rows 44-49 (after commit 677a74a): five of six within 5%; row 45 (v6e full remat, -78%)
+    changed the v6e rule;
+  * rows 50-55 and 58-60 (after commits 733bcbb and earlier): v4 +7%, v6e dots -10% to +16% with
+    the phase right; the misses (row 52 v6e 0.5B without remat -34%, row 53 v5e full remat
+    grad_accum 1 -18%, row 55 v6e adafactor +317%) were diagnosed with rows 61-70 and led to
+    the v6e no-remat rule, the v5e/v6e full-remat constants and the adafactor note; the
+    forward-start rule for the tied embedding was refitted on all forward-start rows;
+  * rows 71-80 (after commit 046ae4d, chosen before compiling): median 4.65%, 8 of 10 within
+    15%: v4 -0.7% (dots), +10.3% (Llama-3.2-1B at 512 tokens/device, the lm_head-gradient
+    sub-phase) and +15.1% (Qwen3-4B full remat on v4-16: XLA hoisted fewer layers than all);
+    v5e -4.4%, -1.0%, +10.2%; v6e -4.7% (no remat), +0.2% (7B dots), -4.6% (full); one miss:
+    Qwen3-4B with full remat and grad_accum 1 on v6e, -48% (5.01 GiB compiled; Qwen3-1.7B in
+    the same setting, row 67, is +3.6%). Its peak buffers as XLA lists them cover a third of the
+    temp, so the phase that sets it is not known; these rows were not refitted.
 * **Where the model is thinnest.** tp > 1 rests on three v4 and three v5e compiles (tp = 2 only;
   v6e with tp > 1 takes v4's constant, unchecked). The phase choice per generation rests on a
-  handful of compiles each. `hbmplan` prints a note for tp > 1 training meshes.
+  handful of compiles each. `hbmplan` prints a note for tp > 1 training meshes, for every
+  v5e/v6e training plan (with the held-out range) and for adafactor on v6e.
 """
 
 
@@ -376,7 +403,9 @@ def markdown(recs: list[dict]) -> str:
             f"{r['args_err']:+.3f}% |")
     lines += ["", "## Summary", "",
               f"Held-out rows ({', '.join(map(str, sorted(HELD_OUT)))}) were compiled after the rules that predict "
-              "them were fixed and fitted nothing.", "",
+              "them were fixed and fitted nothing. *Predicted* rows are all but those whose plan says the step "
+              "model does not predict XLA's schedule (adafactor on v6e: rows "
+              f"{', '.join(str(r['row']) for r in recs if r['unpredicted'])}).", "",
               "| figure | rows | n | median abs err | mean abs err | worst abs err | within 5% | within 15% | worst config |",
               "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for key, name, subset in SUMMARIES:
