@@ -315,7 +315,9 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
       over tp) to the start of the step when memory allows, capped by what its memory limit
       (95% of the HBM limit) leaves beside the resident state;
     * ``backward_start``: the saved activations of every layer (per the remat policy), the
-      gathered lm_head/embedding, the logits and the fp32 work of the log_softmax/entropy backward;
+      gathered lm_head/embedding, the logits and the fp32 work of the log_softmax/entropy backward
+      (on v4, where larger, the logits beside the lm_head's unreduced weight gradient instead);
+      without remat on v6e also the backward's hoisted weight copies;
     * ``update`` (grad_accum == 1 only): the full gradients before clip + optimizer.
 
     With grad_accum > 1 each layer's gradients are added into the (donated) accumulator as the
@@ -360,7 +362,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     logits_formula = (f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
                       "log_softmax/entropy, full vocab, one micro-batch)")
     head_grad_extra = _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
-    with_head_grad = (int(logits_elements * (it_c + head_grad_extra)) + head_gathered
+    head_grad = head_gathered  # the lm_head's bf16 weight gradient, V·H/tp, before its reduce-scatter
+    with_head_grad = (int(logits_elements * (it_c + head_grad_extra)) + head_grad
                       if head_grad_extra is not None else 0)
     if with_head_grad > logits:
         # the lm_head's weight gradient (unreduced over fsdp) is formed beside the logits gradient;
@@ -399,9 +402,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         comps = [Component(
             "step.fsdp_gather", prefetch,
             "min(copies · L · layer_weights/tp · it_c + head, 0.95 · XLA limit − resident)   "
-            "(all-gathers hoisted to the start; copies 2 without remat: the backward's too)",
+            "(all-gathers hoisted to the start; copies 2 without remat: the backward's too; head: the "
+            "tied embedding's gather on v5e, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
             {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": copies,
-             "head": prefetch_want - gathered_layers, "budget": budget, "capped_by_budget": capped,
+             "head": head_prefetch, "budget": budget, "capped_by_budget": capped,
              "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
             exact=False, phase=t,
             basis="XLA's scheduler prefetches every layer's fsdp all-gather while it stays under 95% of HBM "
