@@ -279,7 +279,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         return plan
 
     # training and co-located RL (imported here: the infer path stays light)
-    from planner.training import parse_mesh, step_schedule_unpredicted, train_shape, training_memory
+    from planner.training import parse_mesh, train_shape, training_memory, unpredicted_step_reason
 
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)
@@ -296,10 +296,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
                      "v4's behaviour; check it with --compile")
-    if step_schedule_unpredicted(gen, req.optimizer):
-        notes.append("adafactor on v6e: XLA scheduled the weight all-gathers differently for Llama-3.2-3B (none "
-                     "hoisted, 1.44 GiB of temp) and Qwen2.5-3B (the backward's hoisted, 4.41 GiB); the step "
-                     "estimate assumes the forward-start hoisting, above both (+19% and +272%); check it with --compile")
+    unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, shape.grad_accum)
+    if unpredicted:
+        notes.append(unpredicted)
     if mesh.tp > 1:
         notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on six tp = 2 compiles "
                      "(v4 within 0.3%, v5e within 12%; none on other generations or tp > 2, "

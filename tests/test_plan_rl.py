@@ -183,3 +183,22 @@ def test_full_remat_backward_on_v5e_and_v6e():
                                   prompt_len=512, len=512, optimizer="lion", remat="full"))
         assert p.training.step[0].inputs["peak_phase"] == "backward_start"
         assert abs(p.step_need_bytes / GiB - xla) / xla < 0.06, (tpu, p.step_need_bytes / GiB)
+
+
+def test_unpredicted_settings_are_flagged():
+    """adafactor on v6e and full remat with grad_accum 1 on v5e/v6e: bench rows 55/62 and 77/82/83
+    compiled 19-272% below and 48-63% above the estimate; the plan says so."""
+    def flagged(p):
+        return [n for n in p.notes if "--compile" in n and ("adafactor on v6e" in n or "grad_accum 1" in n)]
+
+    ada = _train("v6e-8", "Llama-3.2-3B", 8, 32, optimizer="adafactor", remat="full", prompt_len=512, len=512)
+    assert len(flagged(ada)) == 1 and "+272%" in flagged(ada)[0]
+    full_ga1 = make_plan(PlanRequest(tpu="v6e-8", model="Qwen3-4B", workload="train", bs=16, micro_bs=16,
+                                     prompt_len=512, len=512, remat="full"))
+    assert full_ga1.training.shape.grad_accum == 1
+    assert len(flagged(full_ga1)) == 1 and "48-63%" in flagged(full_ga1)[0]
+    # not flagged: the same step with grad_accum 2, adafactor on v4, full remat grad_accum 1 on v4
+    assert not flagged(make_plan(PlanRequest(tpu="v6e-8", model="Qwen3-4B", workload="train", bs=32, micro_bs=16,
+                                             prompt_len=512, len=512, remat="full")))
+    assert not flagged(_train("v4-8", "Qwen2.5-3B", 4, 16, optimizer="adafactor"))
+    assert not flagged(_train("v4-8", "Qwen2.5-1.5B", 8, 8, remat="full"))
