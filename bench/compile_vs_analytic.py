@@ -376,7 +376,19 @@ NOTES = """
     v5e -4.4%, -1.0%, +10.2%; v6e -4.7% (no remat), +0.2% (7B dots), -4.6% (full); one miss:
     Qwen3-4B with full remat and grad_accum 1 on v6e, -48% (5.01 GiB compiled; Qwen3-1.7B in
     the same setting, row 67, is +3.6%). No constant was refitted on these rows; the miss led to
-    the note on full remat with grad_accum 1 (above).
+    the note on full remat with grad_accum 1 (above);
+  * rows 84-91 (after commit fed475c, chosen before compiling, only settings the model claims to
+    predict): median 12.2%, 5 of 8 within 15%. v4 -1.6% (3B full), -0.5% (0.6B grad_accum 1)
+    and +26.7% (7B full remat on v4-16: as row 78, XLA hoisted fewer layers than the model
+    on the 8-chip slice); v6e +8.1%, -14.6%, +9.8%; v5e +32.1% (Qwen3-1.7B dots, grad_accum 2:
+    the model hoisted every layer and the tied head, XLA fewer; the v6e weights-vs-saved rule
+    would have said "not hoisted" here, but also for rows 9 and 44, which v5e did hoist) and
+    -19.6% (Qwen2.5-0.5B without remat: v5e kept the backward's weight copies as v6e does; no
+    v5e config without remat had been compiled before). Not refitted.
+  So the step model reproduces its fitted rows (median 3%), but on configs it has not seen it
+  is typically within 5-12% and can miss by 20-50% where XLA's all-gather schedule differs from
+  the rule for that generation; all held-out misses on v4 were over-estimates. `--compile` is
+  the answer to trust before a launch.
 * **Where the model is thinnest.** tp > 1 rests on three v4 and three v5e compiles (tp = 2 only;
   v6e with tp > 1 takes v4's constant, unchecked). The phase choice per generation rests on a
   handful of compiles each. `hbmplan` prints a note for tp > 1 training meshes, for every

@@ -291,7 +291,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     gen = slc.generation.name
     if gen in ("v5e", "v6e"):
         notes.append(f"step estimate on {gen}: whether XLA hoists the weight all-gathers there is fitted on a few "
-                     "compiles; the latest held-out v5e/v6e compiles were off by -48% to +10% "
+                     "compiles; held-out v5e/v6e compiles were off by -48% to +32% "
                      "(bench/compile_vs_analytic.md); check it with --compile")
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
