@@ -143,7 +143,8 @@ GRID: list[tuple] = [
     ("v5e-8", "Qwen3-4B", 16, 1, 512, 512, "lion", "full", {}),
     ("v6e-8", "Qwen2.5-3B", 16, 1, 512, 512, "lion", "full", {}),
     # -- fifth batch, held out: settings the step model claims to predict, chosen before compiling
-    # and compiled after commit fed475c
+    # and compiled after commit fed475c; row 87's miss (v5e without remat) changed the v5e rule,
+    # so it counts as fitted
     ("v4-8", "Qwen2.5-3B", 4, 2, 512, 512, "adamw", "full", {}),
     ("v4-8", "Qwen3-0.6B", 8, 1, 1024, 1024, "sgd", "dots", {}),
     ("v5e-8", "Qwen3-1.7B", 8, 2, 512, 512, "adamw", "dots", {}),
@@ -154,7 +155,7 @@ GRID: list[tuple] = [
     ("v6e-8", "Llama-3.2-3B", 16, 1, 512, 512, "lion", "dots", {}),
 ]
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
-HELD_OUT = frozenset(range(71, 81)) | frozenset(range(84, 92))
+HELD_OUT = frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {87})
 
 
 def request(row) -> PlanRequest:
@@ -378,13 +379,16 @@ NOTES = """
     the same setting, row 67, is +3.6%). No constant was refitted on these rows; the miss led to
     the note on full remat with grad_accum 1 (above);
   * rows 84-91 (after commit fed475c, chosen before compiling, only settings the model claims to
-    predict): median 12.2%, 5 of 8 within 15%. v4 -1.6% (3B full), -0.5% (0.6B grad_accum 1)
+    predict): median 12.2%, 5 of 8 within 15% as compiled. v4 -1.6% (3B full), -0.5% (0.6B grad_accum 1)
     and +26.7% (7B full remat on v4-16: as row 78, XLA hoisted fewer layers than the model
     on the 8-chip slice); v6e +8.1%, -14.6%, +9.8%; v5e +32.1% (Qwen3-1.7B dots, grad_accum 2:
     the model hoisted every layer and the tied head, XLA fewer; the v6e weights-vs-saved rule
     would have said "not hoisted" here, but also for rows 9 and 44, which v5e did hoist) and
-    -19.6% (Qwen2.5-0.5B without remat: v5e kept the backward's weight copies as v6e does; no
-    v5e config without remat had been compiled before). Not refitted.
+    -19.6% (row 87, Qwen2.5-0.5B without remat: v5e kept the backward's weight copies as v6e
+    does, compiling to within 0.2% of the same config on v6e-4, row 65; no v5e config without
+    remat had been compiled before). Row 87 then extended the v6e no-remat rule to v5e (+7.7%
+    now) and joined the fitted rows; the other seven were not refitted (median 9.8%, 5 of 7
+    within 15%).
   So the step model reproduces its fitted rows (median 3%), but on configs it has not seen it
   is typically within 5-12% and can miss by 20-50% where XLA's all-gather schedule differs from
   the rule for that generation; all held-out misses on v4 were over-estimates. `--compile` is

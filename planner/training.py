@@ -269,13 +269,15 @@ _SAVED_FACTOR = {"v5e": (4, 3), "v6e": (4, 3)}
 _FULL_REMAT_BACKWARD = {"v5e": ((2, 1), 2.0), "v6e": ((2, 1), 2.0)}
 #: Without remat, XLA hoisted the backward's copies of the gathered weights too. On v4 only for
 #: layers of 94 MB (Qwen2.5-1.5B) and 121 MB (Llama-3.2-1B), not for 30 MB (Qwen2.5-0.5B); on v6e
-#: also for Qwen2.5-0.5B's 30 MB layers (two configs).
-_NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = {"v4": 64 * 1024**2, "v6e": 0}
+#: also for Qwen2.5-0.5B's 30 MB layers (two configs), and on v5e (the same 0.5B config as on
+#: v6e-4 compiled to within 0.2% of its bytes: bench rows 65 and 87).
+_NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = {"v4": 64 * 1024**2, "v5e": 0, "v6e": 0}
 _NO_REMAT_SECOND_COPY_MIN_DEFAULT = 64 * 1024**2
 #: Generations on which, without remat, that second (backward) copy is still live beside the saved
-#: activations when the backward starts (v6e: Qwen2.5-0.5B twice, Llama-3.2-1B: +5% to +8%). On v4
-#: (Qwen2.5-1.5B, Qwen3-1.7B) counting it there overshot by 12-14%: the forward start sets the need.
-_BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v6e"})
+#: activations when the backward starts (v6e: Qwen2.5-0.5B twice, Llama-3.2-1B: +5% to +8%; v5e:
+#: Qwen2.5-0.5B). On v4 (Qwen2.5-1.5B, Qwen3-1.7B) counting it there overshot by 12-14%: the
+#: forward start sets the need.
+_BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: On v6e, under the dots policy, XLA was seen hoisting the layers' all-gathers only when the
 #: gathered weights of all layers were at least ~2.7x the saved activations: 3.06x (Qwen2.5-7B,
 #: 1536 tokens/device) and 3.2x (Qwen3-4B, 1024) were hoisted; 1.15-2.36x (Qwen2.5-1.5B,
