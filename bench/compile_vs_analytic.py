@@ -280,6 +280,16 @@ def _in_subset(rec: dict, subset: str) -> bool:
     return (subset == "held out") == (rec["row"] in HELD_OUT)
 
 
+def summaries(recs: list[dict]) -> list[tuple[str, str, dict]]:
+    """(figure, rows, summary) for each line of ``SUMMARIES`` that has records."""
+    out = []
+    for key, name, subset in SUMMARIES:
+        s = summary([r for r in recs if _in_subset(r, subset)], key)
+        if s:
+            out.append((name, subset, s))
+    return out
+
+
 def summary(recs: list[dict], key: str) -> dict | None:
     vals = [abs(r[key]) for r in recs if r.get(key) is not None]
     if not vals:
@@ -324,7 +334,7 @@ NOTES = """
      the optimizer and compile to the same bytes). With full remat v6e hoisted them (rows 34,
      45, 50, 61). Without remat the backward's copies are hoisted too (2x): on v4 when a layer's
      gathered weights reach 64 MiB (Qwen2.5-1.5B 94 MB, Llama-3.2-1B 121 MB; not Qwen2.5-0.5B's
-     30 MB, row 3), on v6e for every size (rows 11, 52, 65).
+     30 MB, row 3), on v5e and v6e for every size (rows 11, 52, 65, 87).
   2. *backward start*: every layer's saved activations (dots: q, k, v, gate, up, o, down outputs;
      full: layer inputs; none: every input the backward reads), the gathered lm_head / tied
      embedding, the bf16 logits gradient and XLA's extra bytes per logits element for the
@@ -339,9 +349,9 @@ NOTES = """
      (leave-one-out worst 9.5%). Full remat there keeps more beside its small saved inputs: the
      logits gradient and a copy of the logits (rows 53, 66-68 list both), so it takes saved x 2
      and 2.0 extra bytes (rows 53, 66, 67, 68: +4.1%, -10.8%, +3.6%, +2.6%; 18-31% under with the
-     dots constants). Without remat v6e keeps the backward's hoisted weight copies beside the
-     saved activations (rows 11, 52, 65: +5% to +8%); on v4 counting them overshot rows 15 and
-     46 by 12-14%, so v4 does not. With the vocabulary split over tp > 1, XLA keeps more per
+     dots constants). Without remat v5e and v6e keep the backward's hoisted weight copies beside
+     the saved activations (rows 11, 52, 65, 87: +5% to +8%); on v4 counting them overshot rows 15
+     and 46 by 12-14%, so v4 does not. With the vocabulary split over tp > 1, XLA keeps more per
      logits element: +2.15 bytes on v4 (rows 39-41 all imply 6.15-6.2 in total) and +5.0 on v5e
      (least squares over rows 18, 42, 43, which leaves up to 11%).
   3. *update* (grad_accum == 1 only): the full fp32 gradients before clip + optimizer. With
@@ -448,11 +458,9 @@ def markdown(recs: list[dict]) -> str:
               f"{', '.join(str(r['row']) for r in recs if r['unpredicted'])}).", "",
               "| figure | rows | n | median abs err | mean abs err | worst abs err | within 5% | within 15% | worst config |",
               "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for key, name, subset in SUMMARIES:
-        s = summary([r for r in recs if _in_subset(r, subset)], key)
-        if s:
-            lines.append(f"| {name} | {subset} | {s['n']} | {s['median_abs']:.2f}% | {s['mean_abs']:.2f}% | {s['worst_abs']:.2f}% | "
-                         f"{s['within_5']} | {s['within_15']} | {s['worst_label']} |")
+    for name, subset, s in summaries(recs):
+        lines.append(f"| {name} | {subset} | {s['n']} | {s['median_abs']:.2f}% | {s['mean_abs']:.2f}% | {s['worst_abs']:.2f}% | "
+                     f"{s['within_5']} | {s['within_15']} | {s['worst_label']} |")
     return "\n".join(lines) + "\n" + NOTES
 
 
@@ -471,11 +479,9 @@ def main(argv=None) -> int:
     rows = [int(x) for x in args.only.split(",")] if args.only else list(range(len(GRID)))
     recs = run(rows, breakdown=not args.no_breakdown, log=sys.stdout)
     print()
-    for key, name, subset in SUMMARIES:
-        s = summary([r for r in recs if _in_subset(r, subset)], key)
-        if s:
-            print(f"{name + ' (' + subset + ')':32} n={s['n']:2d} median |err| {s['median_abs']:6.2f}%  worst {s['worst_abs']:6.2f}% "
-                  f"({s['worst_label']})  within 5%: {s['within_5']}, within 15%: {s['within_15']}")
+    for name, subset, s in summaries(recs):
+        print(f"{name + ' (' + subset + ')':32} n={s['n']:2d} median |err| {s['median_abs']:6.2f}%  worst {s['worst_abs']:6.2f}% "
+              f"({s['worst_label']})  within 5%: {s['within_5']}, within 15%: {s['within_15']}")
     if args.json:
         Path(args.json).write_text(json.dumps(recs, indent=1))
     if args.md:

@@ -330,7 +330,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     * ``backward_start``: the saved activations of every layer (per the remat policy), the
       gathered lm_head/embedding, the logits and the fp32 work of the log_softmax/entropy backward
       (on v4, where larger, the logits beside the lm_head's unreduced weight gradient instead);
-      without remat on v6e also the backward's hoisted weight copies;
+      without remat on v5e/v6e also the backward's hoisted weight copies;
     * ``update`` (grad_accum == 1 only): the full gradients before clip + optimizer.
 
     With grad_accum > 1 each layer's gradients are added into the (donated) accumulator as the
@@ -401,7 +401,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
     prefetch_want = (copies * gathered_layers + head_prefetch) if hoists else 0
     prefetch = min(prefetch_want, budget)
-    # without remat, on v6e, the backward's hoisted weight copies are live beside the saved activations
+    # without remat, on v5e/v6e, the backward's hoisted weight copies are live beside the saved activations
     backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
                         else 0)
     backward = saved + head_gathered + logits + scores + backward_gathers
