@@ -278,12 +278,14 @@ _NO_REMAT_SECOND_COPY_MIN_DEFAULT = 64 * 1024**2
 #: Qwen2.5-0.5B). On v4 (Qwen2.5-1.5B, Qwen3-1.7B) counting it there overshot by 12-14%: the
 #: forward start sets the need.
 _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
-#: On v6e, under the dots policy, XLA was seen hoisting the layers' all-gathers only when the
-#: gathered weights of all layers were at least ~2.7x the saved activations: 3.06x (Qwen2.5-7B,
-#: 1536 tokens/device) and 3.2x (Qwen3-4B, 1024) were hoisted; 1.15-2.36x (Qwen2.5-1.5B,
-#: Qwen3-1.7B, Llama-3.2-1B/3B, Qwen3-4B at 1536 tokens with lion, adamw or sgd) were not
-#: (bench/compile_vs_analytic.md). With full remat it hoisted them for Qwen2.5-3B and -7B.
-_V6E_HOIST_MIN_WEIGHTS_PER_SAVED = 2.7
+#: On v5e and v6e, under the dots policy, XLA was seen hoisting the layers' all-gathers only when
+#: the gathered weights of all layers were at least ~2.45x the saved activations. v6e: 3.06x
+#: (Qwen2.5-7B, 1536 tokens/device) and 3.2x (Qwen3-4B, 1024) were hoisted; 1.15-2.37x
+#: (Qwen2.5-1.5B, Qwen3-1.7B, Llama-3.2-1B/3B, Qwen3-4B at 1536 tokens with lion, adamw or sgd)
+#: were not. v5e: 2.52x (Llama-3.2-1B) and 3.56x (Llama-3.2-3B) were hoisted; 1.75x (Qwen2.5-3B,
+#: twice) and 2.40x (Qwen3-1.7B, which prefetched 7 of 28 layers) were not
+#: (bench/compile_vs_analytic.md). With full remat both hoisted them (Qwen2.5-3B, -7B).
+_HOIST_MIN_WEIGHTS_PER_SAVED = {"v5e": 2.45, "v6e": 2.45}
 #: Generations on which XLA hoisted the tied embedding's all-gather (for the lm_head) with the
 #: layers' (v5e: Llama-3.2-1B, Qwen2.5-3B). On v4 (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B
 #: was the exception) it kept only the embedding shard's bf16 cast, which untied models also keep.
@@ -391,13 +393,14 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
-    # gathers stay next to their layers. On v6e, under the dots policy, only weights large next to
-    # the saved activations were hoisted.
+    # gathers stay next to their layers. On v5e/v6e, under the dots policy, only weights large next
+    # to the saved activations were hoisted.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
+    min_weights_per_saved = _HOIST_MIN_WEIGHTS_PER_SAVED.get(generation)
     hoists = remat == "none" or (shape.grad_accum > 1 and (
-        generation != "v6e" or remat == "full"
-        or gathered_layers >= _V6E_HOIST_MIN_WEIGHTS_PER_SAVED * saved_unscaled))
+        min_weights_per_saved is None or remat == "full"
+        or gathered_layers >= min_weights_per_saved * saved_unscaled))
     head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
     prefetch_want = (copies * gathered_layers + head_prefetch) if hoists else 0
     prefetch = min(prefetch_want, budget)
