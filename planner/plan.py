@@ -293,6 +293,10 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         notes.append(f"step estimate on {gen}: whether XLA hoists the weight all-gathers there is fitted on a few "
                      "compiles; held-out v5e/v6e compiles were off by -48% to +32% "
                      "(bench/compile_vs_analytic.md); check it with --compile")
+    elif gen == "v4" and slc.num_devices >= 8:
+        notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
+                     "all-gather, and on v4-16 it hoisted fewer for 4B-7B models (8 compiles: -2% to +27%, "
+                     "over in all but a 3B one; bench/compile_vs_analytic.md); check it with --compile")
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
                      "v4's behaviour; check it with --compile")
