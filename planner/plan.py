@@ -279,7 +279,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         return plan
 
     # training and co-located RL (imported here: the infer path stays light)
-    from planner.training import parse_mesh, train_shape, training_memory, unpredicted_step_reason
+    from planner.training import (SCHEDULER_MEMORY_SHARE, parse_mesh, train_shape, training_memory,
+                                   unpredicted_step_reason)
 
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)
@@ -291,11 +292,11 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     gen = slc.generation.name
     if gen in ("v5e", "v6e"):
         notes.append(f"step estimate on {gen}: whether XLA hoists the weight all-gathers there is fitted on a few "
-                     "compiles; held-out v5e/v6e compiles were off by -48% to +32% "
+                     "compiles; held-out v5e/v6e compiles were off by -50% to +19% "
                      "(bench/compile_vs_analytic.md); check it with --compile")
     elif gen == "v4" and slc.num_devices >= 8:
         notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
-                     "all-gather, and on v4-16 it hoisted fewer for 4B-7B models (8 compiles: -2% to +27%, "
+                     "all-gather, and on v4-16 it hoisted fewer for 3B-7B models (9 compiles: -2% to +27%, "
                      "over in all but a 3B one; bench/compile_vs_analytic.md); check it with --compile")
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
@@ -341,6 +342,11 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                     f"{fmt_gib(need)}, {fmt_gib(max(free, 0))} free")
     else:
         verdict, headline = "fits", f"fits: jit_training_step needs {fmt_gib(need)}, {fmt_gib(free)} free"
+    if verdict == "fits" and free - need < limit - int(SCHEDULER_MEMORY_SHARE * limit):
+        notes.append(f"the step leaves {fmt_gib(free - need)} of headroom, inside the 5% of HBM that XLA:TPU's "
+                     "scheduler keeps free; there the estimate has missed both ways (bench row 100: v5e, "
+                     "0.9% headroom estimated, compile OOM with 9.90 GiB of temp; row 106: v4, 3.2%, compiled "
+                     "with 9.55 GiB, 12% above the estimate); check it with --compile")
     plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, training=train,
                 step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res)
     return plan

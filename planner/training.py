@@ -244,7 +244,7 @@ def training_memory(
 #: XLA:TPU's latency-hiding scheduler may use this share of the compile-time HBM limit
 #: (``--xla_tpu_scheduler_percent_shared_memory_limit=95``); it hoists weight all-gathers into
 #: whatever that leaves.
-_SCHEDULER_MEMORY_SHARE = 0.95
+SCHEDULER_MEMORY_SHARE = 0.95
 #: The HBM limit per device assumed when the caller passes no slice: a v4 chip's (the catalog's).
 _FALLBACK_XLA_LIMIT = GENERATIONS["v4"].limit_bytes
 #: Extra bytes per logits element that XLA:TPU keeps beside the bf16 logits gradient while it
@@ -390,7 +390,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
 
     if xla_limit_bytes is None:
         xla_limit_bytes = _FALLBACK_XLA_LIMIT
-    budget = max(0, int(_SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
+    budget = max(0, int(SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v5e/v6e, under the dots policy, only weights large next

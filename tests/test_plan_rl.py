@@ -156,7 +156,7 @@ def test_tp_training_mesh_is_flagged():
 
 def test_step_estimate_confidence_is_stated_off_v4():
     assert not _train("v4-8", "Qwen2.5-1.5B", 8, 16).notes
-    assert any("v6e" in n and "-48% to +32%" in n for n in _train("v6e-8", "Qwen2.5-1.5B", 8, 16).notes)
+    assert any("v6e" in n and "-50% to +19%" in n for n in _train("v6e-8", "Qwen2.5-1.5B", 8, 16).notes)
     assert any("no v5p compile" in n for n in _train("v5p-8", "Qwen2.5-1.5B", 8, 16).notes)
     # v4-16 (8 chips): XLA hoisted fewer all-gathers than the model for 4B-7B models (bench rows 78, 90, 92-97)
     assert any("v4 slices of 8+ chips" in n and "-2% to +27%" in n for n in _train("v4-16", "Qwen3-4B", 8, 16).notes)
@@ -171,6 +171,18 @@ def test_v4_16_estimate_stays_within_its_stated_range():
                                   prompt_len=512, len=512, optimizer="adamw", remat="full"))
     assert 0.25 < big.step_need_bytes / GiB / 9.691 - 1 < 0.28
     assert -0.03 < small.step_need_bytes / GiB / 5.344 - 1 < 0
+
+
+def test_headroom_inside_the_scheduler_margin_is_flagged():
+    """Bench row 100: the estimate left 0.9% of HBM free on v5e-8 and XLA:TPU's compile ran out of
+    memory (9.90 GiB of temp); a plan with headroom inside the scheduler's 5% margin says so."""
+    tight = make_plan(PlanRequest(tpu="v5e-8", model="Qwen2.5-7B", workload="train", bs=16, micro_bs=8,
+                                  prompt_len=512, len=512, optimizer="lion", remat="dots"))
+    assert tight.verdict == "fits"
+    assert 0 < tight.free_at_step_bytes - tight.step_need_bytes < 0.05 * tight.slice.limit_bytes
+    assert any("scheduler keeps free" in n and "row 100" in n for n in tight.notes)
+    roomy = _train("v4-8", "Qwen2.5-1.5B", 8, 16)
+    assert not any("scheduler keeps free" in n for n in roomy.notes)
 
 
 def test_no_remat_on_v6e_keeps_the_backward_weight_copies():
