@@ -344,8 +344,9 @@ NOTES = """
      fills the step: 14 of 28 layers' MLP weights fit under the limit beside 21.3 GiB of state.
      With the layers XLA keeps the embedding shard's bf16 cast (V·H/(fsdp·tp), rows 13, 27, 33,
      45, 59, 60 list it); only on v5e did it also hoist the tied embedding's full gather for the
-     lm_head (rows 9, 25). On v6e it did so once, for Llama-3.2-3B (row 61, -12.5%), and not for
-     five Qwen models. With checkpointed layers (dots, full) the hoisting was seen only in the
+     lm_head (rows 9, 25). On v6e it did so for Llama-3.2-3B (row 61, -12.5%) and not for five
+     Qwen models; later Qwen3-4B and Qwen3-1.7B with full remat at grad_accum 4 and 1536
+     tokens/device kept more than every layer's gathers there (rows 89, 103: -14.6%, -31.1%). With checkpointed layers (dots, full) the hoisting was seen only in the
      accumulating step (grad_accum > 1): with grad_accum == 1 the gathers stay next to their
      layers. The accumulating program is the same for every grad_accum > 1 (only a constant
      changes): rows 36/37 compile to the same bytes as rows 28/33, row 69 as row 62, row 70 as
@@ -444,7 +445,7 @@ NOTES = """
     compile (XLA: 9.90 GiB of temp, used 20.54G of 15.75G) where the plan said it fits with
     0.9% headroom (4.97 GiB estimated). Its estimate left less than the 5% of HBM the scheduler
     keeps free; row 106 (the same kind of step on v4-8, 3.2% headroom estimated) compiled, with
-    9.55 GiB, 11% above the estimate. Nothing was refitted on these rows; the plan now prints a
+    9.55 GiB, 12% above the estimate (-11.0% as the table counts it, relative to XLA). Nothing was refitted on these rows; the plan now prints a
     note whenever the estimated headroom is inside that 5% margin.
   So the step model reproduces its fitted rows (median 3%), but on configs it has not seen it
   is typically within 5-12% and can miss by 20-50% where XLA's all-gather schedule differs from

@@ -288,7 +288,9 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 _HOIST_MIN_WEIGHTS_PER_SAVED = {"v5e": 2.45, "v6e": 2.45}
 #: Generations on which XLA hoisted the tied embedding's all-gather (for the lm_head) with the
 #: layers' (v5e: Llama-3.2-1B, Qwen2.5-3B). On v4 (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B
-#: was the exception) it kept only the embedding shard's bf16 cast, which untied models also keep.
+#: was the exception, and Qwen3-4B/-1.7B with full remat at grad_accum 4 kept more than all layers'
+#: gathers: bench rows 89, 103, not modelled) it kept only the embedding shard's bf16 cast, which
+#: untied models also keep.
 _HOISTS_TIED_HEAD = frozenset({"v5e"})
 #: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
 #: (V·H/tp, bf16, before its reduce-scatter) is live: on v4 this sub-phase set the need of a small

@@ -158,7 +158,8 @@ def test_step_estimate_confidence_is_stated_off_v4():
     assert not _train("v4-8", "Qwen2.5-1.5B", 8, 16).notes
     assert any("v6e" in n and "-50% to +19%" in n for n in _train("v6e-8", "Qwen2.5-1.5B", 8, 16).notes)
     assert any("no v5p compile" in n for n in _train("v5p-8", "Qwen2.5-1.5B", 8, 16).notes)
-    # v4-16 (8 chips): XLA hoisted fewer all-gathers than the model for 4B-7B models (bench rows 78, 90, 92-97)
+    # v4-16 (8 chips): XLA hoisted fewer all-gathers than the model for 3B-7B models (bench rows 35, 78, 90,
+    # 92, 94-97, 104)
     assert any("v4 slices of 8+ chips" in n and "-2% to +27%" in n for n in _train("v4-16", "Qwen3-4B", 8, 16).notes)
 
 
