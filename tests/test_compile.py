@@ -258,3 +258,40 @@ def test_run_compile_reads_cache_without_jax(tmp_path, monkeypatch):
     assert cached and result["status"] == "ok"
     with pytest.raises(PlanError):
         run_compile({**cfg, "x": 2})
+
+
+def test_fallback_device_orders_walk_physical_neighbours():
+    """The device orders for slices whose compile rejects collective-permutes between chips that are
+    not ICI neighbours (v5e-32, a 4x8 grid without wraparound links): consecutive chips are one hop
+    apart, and on 2-D grids with an even side the ring closes (XLA's ring permutes pair the last
+    chip with the first)."""
+    from itertools import product
+
+    from planner.compile.aot import ring_order, snake_order
+
+    def hops(a, b):
+        return sum(abs(x - y) for x, y in zip(a, b))
+
+    for dims in ((4, 8, 1), (2, 2, 1), (2, 4, 1), (8, 4, 1), (4, 4, 1), (2, 2, 2), (4, 4, 4), (3, 5, 2), (3, 3, 1)):
+        coords = [tuple(c) for c in product(*(range(d) for d in dims))][::-1]  # scrambled start order
+        for order in (snake_order, ring_order):
+            idx = order(coords)
+            assert sorted(idx) == list(range(len(coords)))
+            path = [coords[i] for i in idx]
+            assert all(hops(a, b) == 1 for a, b in zip(path, path[1:])), (order.__name__, dims)
+        ring = ring_order(coords)
+        if dims[2] == 1 and any(d % 2 == 0 for d in dims[:2]):
+            assert hops(coords[ring[-1]], coords[ring[0]]) == 1, dims
+    # a 3x3 grid has no closed ring (odd number of chips): the open snake is the fallback
+    odd = [(x, y, 0) for x in range(3) for y in range(3)]
+    assert ring_order(odd) == snake_order(odd)
+
+
+def test_compile_errors_print_on_one_line():
+    from planner.compile import _one_line
+
+    msg = "UNIMPLEMENTED: On platforms with limited ICI routing\n\t\n\nError encountered while compiling %x"
+    assert _one_line(msg, 300) == ("UNIMPLEMENTED: On platforms with limited ICI routing Error encountered while "
+                                   "compiling %x")
+    assert _one_line("a " * 400, 50) == "a " * 24 + "a…"
+    assert len(_one_line("a " * 400, 50)) == 50

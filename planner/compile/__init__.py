@@ -110,6 +110,12 @@ def compile_config(plan, *, layers: str | None = None, optimization_level: str |
     }
 
 
+def _one_line(text, limit: int) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def config_key(cfg: dict) -> str:
     canon = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()[:24]
@@ -303,7 +309,7 @@ def build_report(plan, cfg: dict, result: dict, cached: bool, wall: float) -> Co
             rep.notes.append("XLA's compile-time check counts the training state and the step only; "
                              "the co-located engine would need its resident bytes on top")
     else:
-        rep.headline = f"compile failed: {str(result.get('error', ''))[:300]}"
+        rep.headline = f"compile failed: {_one_line(result.get('error', ''), 300)}"
     return rep
 
 
@@ -384,7 +390,7 @@ def render_compile(report: CompileReport, plan) -> str:
                    f"{fmt_gib(an['peak_bytes'])}")
         out.append(f"  XLA says: {o.get('message', '')[:400]}")
     else:
-        out.append(f"  error: {str(r.get('error', ''))[:1500]}")
+        out.append(f"  error: {_one_line(r.get('error', ''), 1500)}")
         if r.get("log_tail"):
             out.append("  worker log (tail):")
             out.extend("    " + line for line in str(r["log_tail"]).splitlines()[-25:])

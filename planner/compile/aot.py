@@ -101,10 +101,65 @@ def get_topology(tpu: dict):
     )
 
 
-def make_mesh(devices, shape: tuple[int, int, int]):
+def snake_order(coords: list[tuple[int, ...]]) -> list[int]:
+    """Indices of ``coords`` (chip coordinates) in boustrophedon order.
+
+    Consecutive entries are physical neighbours (one hop along one axis, no wraparound link
+    needed): a reflected mixed-radix Gray code over the topology's axes, the outer axis first.
+    """
+    rank = len(coords[0])
+    dims = [max(c[k] for c in coords) + 1 for k in range(rank)]
+
+    def key(c):
+        out, odd = [], 0
+        for k in range(rank):
+            v = dims[k] - 1 - c[k] if odd else c[k]
+            out.append(v)
+            odd = (odd * dims[k] + v) % 2
+        return out
+
+    return sorted(range(len(coords)), key=lambda i: key(coords[i]))
+
+
+def ring_order(coords: list[tuple[int, ...]]) -> list[int]:
+    """Indices of ``coords`` along a closed ring of physical neighbours where one exists.
+
+    On a 2-D grid with an even side (v5e/v6e slices: 2x4, 4x4, 4x8, ...) the ring runs along the
+    first row, snakes back through the other rows without their first column, and returns up
+    that column, so the last chip neighbours the first too (XLA's ring collective-permutes
+    include that pair). Elsewhere: ``snake_order`` (an open path).
+    """
+    rank = len(coords[0])
+    dims = [max(c[k] for c in coords) + 1 for k in range(rank)]
+    axes = [k for k in range(rank) if dims[k] > 1]
+    if len(axes) != 2 or all(dims[k] % 2 for k in axes):
+        return snake_order(coords)
+    rows, cols = (axes[0], axes[1]) if dims[axes[0]] % 2 == 0 else (axes[1], axes[0])
+    m, n = dims[rows], dims[cols]
+    path = [(0, c) for c in range(n)]
+    for r in range(1, m):
+        span = range(n - 1, 0, -1) if r % 2 else range(1, n)
+        path += [(r, c) for c in span]
+    path += [(r, 0) for r in range(m - 1, 0, -1)]
+    where = {(c[rows], c[cols]): i for i, c in enumerate(coords)}
+    return [where[p] for p in path]
+
+
+def make_mesh(devices, shape: tuple[int, int, int], order: str = "mesh_utils"):
+    """A (dp, fsdp, tp) mesh over ``devices``.
+
+    ``order``: ``"mesh_utils"`` (jax's topology-aware ``create_device_mesh``, plain device order
+    where it fails) or ``"ring"`` (devices along a closed ring of physical neighbours, ``ring_order``;
+    used where the compiler rejects the first order's collective-permutes on slices without
+    wraparound links).
+    """
     import numpy as np
     from jax.sharding import Mesh
 
+    if order == "ring":
+        idx = ring_order([tuple(d.coords) for d in devices])
+        arr = np.array([devices[i] for i in idx]).reshape(shape)
+        return Mesh(arr, ("dp", "fsdp", "tp"))
     try:
         from jax.experimental import mesh_utils
 
@@ -112,6 +167,11 @@ def make_mesh(devices, shape: tuple[int, int, int]):
     except Exception:  # noqa: BLE001 - fall back to plain device order
         arr = np.array(devices).reshape(shape)
     return Mesh(arr, ("dp", "fsdp", "tp"))
+
+
+#: libtpu's error for collective-permutes between chips that are not ICI neighbours on slices
+#: without wraparound links (seen for v5e-32, a 4x8 torus, with a 32-way fsdp ring).
+_ROUTING_ERROR = "limited ICI routing"
 
 
 def memory_fields(compiled) -> dict:
@@ -159,25 +219,34 @@ def compile_config(cfg: dict) -> dict:
         result.update(status="error", error=f"libtpu topology {cfg['tpu']['topology']} has {len(devices)} devices; "
                       f"the catalog says {want}")
         return result
-    mesh = make_mesh(devices, tuple(cfg["mesh"]))
-    step, args, info = build(cfg, mesh)
-    result.update(info)
-    t1 = time.time()
-    lowered = step.lower(*args)
-    t2 = time.time()
-    result["lower_s"] = round(t2 - t1, 2)
-    try:
-        compiled = lowered.compile()
-    except Exception as exc:  # noqa: BLE001 - XLA raises XlaRuntimeError/JaxRuntimeError
-        msg = str(exc)
-        oom = parse_oom(msg)
-        result["compile_s"] = round(time.time() - t2, 2)
-        result["total_s"] = round(time.time() - t0, 2)
-        if oom is not None:
-            result.update(status="oom", oom=oom)
-        else:
-            result.update(status="error", error=msg[-4000:])
-        return result
+    result["device_order"] = "mesh_utils"
+    compiled = None
+    for order in ("mesh_utils", "ring"):
+        mesh = make_mesh(devices, tuple(cfg["mesh"]), order=order)
+        step, args, info = build(cfg, mesh)
+        result.update(info)
+        t1 = time.time()
+        lowered = step.lower(*args)
+        t2 = time.time()
+        result["lower_s"] = round(t2 - t1, 2)
+        try:
+            compiled = lowered.compile()
+            result["device_order"] = order
+            break
+        except Exception as exc:  # noqa: BLE001 - XLA raises XlaRuntimeError/JaxRuntimeError
+            msg = str(exc)
+            if order == "mesh_utils" and _ROUTING_ERROR in msg:
+                result["device_order_retry"] = _oom_line(msg)[:200]
+                continue
+            oom = parse_oom(msg)
+            result["compile_s"] = round(time.time() - t2, 2)
+            result["total_s"] = round(time.time() - t0, 2)
+            result["device_order"] = order
+            if oom is not None:
+                result.update(status="oom", oom=oom)
+            else:
+                result.update(status="error", error=msg[-4000:])
+            return result
     result["compile_s"] = round(time.time() - t2, 2)
     result["memory"] = memory_fields(compiled)
     result["status"] = "ok"
