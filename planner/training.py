@@ -286,6 +286,13 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: twice) and 2.40x (Qwen3-1.7B, which prefetched 7 of 28 layers) were not
 #: (bench/compile_vs_analytic.md). With full remat both hoisted them (Qwen2.5-3B, -7B).
 _HOIST_MIN_WEIGHTS_PER_SAVED = {"v5e": 2.45, "v6e": 2.45}
+#: XLA hoisted the layers' all-gathers only where all of them (bf16, split over tp) came to at most
+#: half of the compile-time HBM limit. Above it, Qwen2.5-7B on v5e (13.05 GB of gathers, 77% of the
+#: limit; weights 4.6x the saved activations) hoisted none in five compiles: v5e-8 with sgd and with
+#: adafactor, v5e-16 with sgd at 1024 tokens/device, v5e-8 with sgd at 512 (bench rows 107-110;
+#: the step peaked at the backward's start) and v5e-32 (row 113, compiled after this rule: -1.3%). Below it every generation hoisted them: up to 40% of
+#: the limit (Qwen2.5-7B on v4-8 and v6e-8; Llama-3.2-3B on v5e, 33%).
+_HOIST_MAX_LIMIT_SHARE = 0.5
 #: Generations on which XLA hoisted the tied embedding's all-gather (for the lm_head) with the
 #: layers' (v5e: Llama-3.2-1B, Qwen2.5-3B). On v4 (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B
 #: was the exception, and Qwen3-4B/-1.7B with full remat at grad_accum 4 kept more than all layers'
@@ -400,9 +407,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
     min_weights_per_saved = _HOIST_MIN_WEIGHTS_PER_SAVED.get(generation)
-    hoists = remat == "none" or (shape.grad_accum > 1 and (
+    hoists = (remat == "none" or (shape.grad_accum > 1 and (
         min_weights_per_saved is None or remat == "full"
-        or gathered_layers >= min_weights_per_saved * saved_unscaled))
+        or gathered_layers >= min_weights_per_saved * saved_unscaled))) and (
+        gathered_layers <= _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes)
     head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
     prefetch_want = (copies * gathered_layers + head_prefetch) if hoists else 0
     prefetch = min(prefetch_want, budget)
@@ -414,7 +422,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
-              "peak_phase": peak, "phase_bytes": phases}
+              "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists,
+              "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
     if peak == "forward_start":
         capped = prefetch < prefetch_want
         comps = [Component(
