@@ -667,6 +667,7 @@ class PlanScreen(Screen):
         self.suggestions: list = []
         self._timer = None
         self._gen = 0
+        self._planned_for = None  # (form values, base request) of the plan on screen
 
     def compose(self) -> ComposeResult:
         from planner.engine import PROFILES
@@ -734,9 +735,12 @@ class PlanScreen(Screen):
         from planner.plan import make_plan
 
         self._timer = None
+        key = (self.form_values(), self.base)
+        if self.plan is not None and self.error is None and key == self._planned_for:
+            return  # the form is back to what is planned (or a change event came late): nothing to redo
         err = self.query_one("#plan-error", Static)
         try:
-            req = parse_form(self.form_values(), self.base)
+            req = parse_form(key[0], self.base)
             plan = make_plan(req)
         except PlanError as e:
             self.error = str(e)
@@ -752,6 +756,7 @@ class PlanScreen(Screen):
         err.update("")
         self.query_one("#result").remove_class("stale")
         self.plan = plan
+        self._planned_for = key
         self.show_plan()
         self._gen += 1
         self.compute_suggestions(plan, self._gen)
