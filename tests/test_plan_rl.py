@@ -217,12 +217,12 @@ def test_full_remat_backward_on_v5e_and_v6e():
 
 def test_unpredicted_settings_are_flagged():
     """adafactor on v6e and full remat with grad_accum 1 on v5e/v6e: bench rows 55/62 and 77/82/83
-    compiled 19-272% below and 48-63% above the estimate; the plan says so."""
+    compiled 8% below to 67% above the estimate and 48-63% above it; the plan says so."""
     def flagged(p):
         return [n for n in p.notes if "--compile" in n and ("adafactor on v6e" in n or "grad_accum 1" in n)]
 
     ada = _train("v6e-8", "Llama-3.2-3B", 8, 32, optimizer="adafactor", remat="full", prompt_len=512, len=512)
-    assert len(flagged(ada)) == 1 and "+272%" in flagged(ada)[0]
+    assert len(flagged(ada)) == 1 and "+8% and -67%" in flagged(ada)[0]
     full_ga1 = make_plan(PlanRequest(tpu="v6e-8", model="Qwen3-4B", workload="train", bs=16, micro_bs=16,
                                      prompt_len=512, len=512, remat="full"))
     assert full_ga1.training.shape.grad_accum == 1
@@ -255,3 +255,32 @@ def test_gathers_over_half_the_limit_are_not_hoisted():
                                 prompt_len=512, len=512, optimizer="adamw", remat="dots"))
     assert v6e.training.step[0].inputs["peak_phase"] == "forward_start"
     assert abs(v6e.step_need_bytes / GiB - 12.260) / 12.260 < 0.01
+
+
+def test_v6e_low_resident_state_is_flagged_with_both_bounds():
+    """Held-out bench row 119: Qwen2.5-7B, sgd, full remat, grad_accum 2 on v6e-8 compiled to 1.822 GiB of
+    temp (no all-gathers hoisted; resident state 0.58x the gathers) where the estimate, hoisting all of
+    them, said 12.28 GiB; Qwen2.5-3B in the same setting hoisted about half (4,699,568,864 B, row 126).
+    The plan flags it with both bounds. With lion (0.88x) XLA hoisted them all: 13,161,089,120 B (row 122)."""
+    def step(model, opt):
+        return make_plan(PlanRequest(tpu="v6e-8", model=model, workload="train", bs=16, micro_bs=8,
+                                     prompt_len=512, len=512, optimizer=opt, remat="full"))
+
+    def flag(p):
+        return [n for n in p.notes if n.startswith("resident state")]
+
+    sgd = step("Qwen2.5-7B", "sgd")
+    assert sgd.training.step[0].inputs["resident_per_gathers"] == 0.584
+    assert len(flag(sgd)) == 1 and "0.58x" in flag(sgd)[0] and "without hoisting the step needs 1.98 GiB" in flag(sgd)[0]
+    assert 1.822 < 1.98 < sgd.step_need_bytes / GiB  # XLA's temp lies between the two bounds
+    for model, xla in (("Qwen2.5-7B", 1_956_050_656), ("Qwen2.5-3B", 4_699_568_864)):
+        p = step(model, "sgd")
+        c = p.training.step[0].inputs
+        assert c["phase_bytes"]["backward_start"] <= xla * 1.09 and xla < p.step_need_bytes, model
+    lion = step("Qwen2.5-7B", "lion")
+    assert not flag(lion)
+    assert abs(lion.step_need_bytes / 13_161_089_120 - 1) < 0.01
+    # v6e only: v5e hoisted Qwen3-4B's gathers beside 0.55x of resident state (bench row 118, +10%)
+    v5e = make_plan(PlanRequest(tpu="v5e-8", model="Qwen3-4B", workload="train", bs=16, micro_bs=8,
+                                prompt_len=512, len=512, optimizer="lion", remat="full"))
+    assert not flag(v5e) and v5e.training.step[0].inputs["peak_phase"] == "forward_start"
