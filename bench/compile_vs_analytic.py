@@ -533,8 +533,9 @@ NOTES = """
     +574%); rows 122-128 traced it to the resident state (above) and the plan now flags that
     setting. Row 121 (Llama-3.2-3B, adamw, dots, grad_accum 4, 1536 tokens/device) compiled to
     6.25 GiB, -32.5%: its weights are 2.37x its saved activations, under the 2.45x hoisting line,
-    and XLA's peak holds a 4.23 GB custom-call buffer that the same step with lion or sgd does not
-    (rows 124, 125: 4.28 GiB, -1.4%); that is not modelled. Nothing was refitted; without the
+    and XLA's peak holds 168 `AllocateBuffer` custom-calls of bf16[1,1536,8192] (tokens x the MLP
+    width, 6 per layer, 4.23 GB) where the same step with lion or sgd holds the 2 saved gate/up
+    outputs per layer (1.41 GB; rows 124, 125: 4.28 GiB, -1.4%); that is not modelled. Nothing was refitted; without the
     since-flagged row 119 the batch's predicted rows have a median of 6.0% and a worst of 32.5%.
   So the step model reproduces its fitted rows (median 3%), but on configs it has not seen it
   is typically within 5-12% and can miss by 20-50% where XLA's all-gather schedule differs from
