@@ -538,10 +538,11 @@ NOTES = """
     outputs per layer (1.41 GB; rows 124, 125: 4.28 GiB, -1.4%); that is not modelled. Row 103
     (Qwen3-1.7B, adamw, full remat, -31%) shows the same at its peak: 2.64 GB of `AllocateBuffer`
     outputs (3 of tokens x MLP width, 2 of tokens x kv width, 1 of tokens x hidden per layer)
-    beside ring shards of the weights (bf16[256, 6144] and the like, 1/8 of a matrix each), and
-    its program has 4212 collective-permute-start ops to 256 all-gather-start ops. So where these
-    adamw steps miss, XLA has decomposed the fsdp all-gather + matmul into collective-permute
-    rings (windowed einsum) and keeps their outputs; when it does so is not known. Nothing was refitted; without the
+    beside ring shards of the weights (bf16[256, 6144] and the like, 1/8 of a matrix each): XLA
+    has split the fsdp all-gather + matmul into collective-permute rings (windowed einsum) and
+    keeps their outputs. It does that in well-predicted rows too (row 124: 2945
+    collective-permute-start ops, 590 AllocateBuffer outputs, -1.4%; row 123: 57 and none,
+    +0.2%), so what keeps the outputs live in rows 103 and 121 is not known. Nothing was refitted; without the
     since-flagged row 119 the batch's predicted rows have a median of 6.0% and a worst of 32.5%.
   So the step model reproduces its fitted rows (median 3%), but on configs it has not seen it
   is typically within 5-12% and can miss by 20-50% where XLA's all-gather schedule differs from
