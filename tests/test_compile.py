@@ -295,3 +295,21 @@ def test_compile_errors_print_on_one_line():
                                    "compiling %x")
     assert _one_line("a " * 400, 50) == "a " * 24 + "a…"
     assert len(_one_line("a " * 400, 50)) == 50
+
+
+def test_ring_device_order_is_reported():
+    """A compile that needed the ring device order says so (text and JSON); a failed one stays one line."""
+    from planner.compile import build_report, compile_config, compile_report_json, render_compile
+    from planner.plan import make_plan
+    from planner.request import PlanRequest
+
+    plan = make_plan(PlanRequest(tpu="v5e-32", model="Qwen2.5-7B", workload="train", bs=64, micro_bs=32,
+                                 prompt_len=512, len=512, optimizer="sgd"))
+    cfg = compile_config(plan)
+    assert cfg["tpu"]["topology"] == "v5e:4x8" and cfg["tpu"]["num_hosts"] == 8
+    failed = build_report(plan, cfg, {"status": "error", "device_order": "ring",
+                                      "error": "UNIMPLEMENTED: limited ICI routing\n\t\nError encountered"}, False, 1.0)
+    text = render_compile(failed, plan)
+    assert "device order: a closed ring of neighbouring chips" in text
+    assert text.splitlines()[-1] == "compile verdict: compile failed: UNIMPLEMENTED: limited ICI routing Error encountered"
+    assert compile_report_json(failed)["device_order"] == "ring"

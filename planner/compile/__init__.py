@@ -346,6 +346,9 @@ def render_compile(report: CompileReport, plan) -> str:
             f"{cfg['layers_mode']}ed layers, remat {cfg['remat']}, {r.get('attention', 'auto')} attention, "
             f"{cfg['optimizer']}, grad_accum {cfg['grad_accum']}, XLA effort {cfg['optimization_level']} [{src}]")
     out = [head]
+    if r.get("device_order") == "ring":
+        out.append("  device order: a closed ring of neighbouring chips (libtpu rejected jax's default order's "
+                   "collective-permutes: limited ICI routing on a slice without wraparound links)")
     if report.status == "ok":
         m = report.memory
         rows = [
@@ -418,6 +421,7 @@ def compile_report_json(report: CompileReport) -> dict:
         "argument_extra": report.result.get("argument_extra"),
         "devices": report.result.get("devices"),
         "processes": report.result.get("processes"),
+        "device_order": report.result.get("device_order"),
         "peak_breakdown": report.result.get("peak_breakdown"),
         "error": report.result.get("error"),
         "notes": list(report.notes),
