@@ -292,12 +292,13 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     gen = slc.generation.name
     if gen in ("v5e", "v6e"):
         notes.append(f"step estimate on {gen}: whether XLA hoists the weight all-gathers there is fitted on a few "
-                     "compiles; held-out v5e/v6e compiles were off by -50% to +19% (and one by +574%, in a v6e setting "
+                     "compiles; held-out v5e/v6e compiles were off by -50% to +19% (and two by +574% and -79%, in settings "
                      "flagged since) (bench/compile_vs_analytic.md); check it with --compile")
     elif gen == "v4" and slc.num_devices >= 8:
         notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
-                     "all-gather, and on v4-16 it hoisted fewer for 3B-7B models (9 compiles: -2% to +27%, "
-                     "over in all but a 3B one; bench/compile_vs_analytic.md); check it with --compile")
+                     "all-gather, and on v4-16 it hoisted fewer for 3B-7B models (10 compiles: -17.5% to +27%, over "
+                     "in 8; under for a 3B one, -2%, and for Qwen2.5-1.5B with full remat, -17.5%, where XLA kept "
+                     "more than every layer's gathers; bench/compile_vs_analytic.md); check it with --compile")
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
                      "v4's behaviour; check it with --compile")
@@ -306,7 +307,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     unpredicted = unpredicted_step_reason(
         gen, req.optimizer, req.remat, shape.grad_accum, resident_per_gathers=step_inputs.get("resident_per_gathers"),
         hoisted=bool(step_inputs.get("hoisted")),
-        no_hoist_bytes=max(phase_bytes.get("backward_start", 0), phase_bytes.get("update", 0)) or None)
+        no_hoist_bytes=max(phase_bytes.get("backward_start", 0), phase_bytes.get("update", 0)) or None,
+        gathers_share_of_limit=step_inputs.get("gathers_share_of_limit"))
     if unpredicted:
         notes.append(unpredicted)
     if mesh.tp > 1:

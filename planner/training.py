@@ -316,10 +316,11 @@ _HEAD_GRAD_EXTRA_DEFAULT = 2.0
 
 def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str, grad_accum: int,
                             resident_per_gathers: float | None = None, hoisted: bool = False,
-                            no_hoist_bytes: int | None = None) -> str | None:
+                            no_hoist_bytes: int | None = None,
+                            gathers_share_of_limit: float | None = None) -> str | None:
     """Why the step model does not predict XLA:TPU's schedule of this step, or None where it does.
 
-    Three settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
+    Four settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
 
     * adafactor on v6e: Llama-3.2-3B hoisted no weight all-gathers (1.44 GiB of temp), Qwen2.5-3B
       the backward's (4.41 GiB); the estimate hoists none (adafactor's small state is below the v6e
@@ -330,12 +331,21 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str, 
     * on v6e, where the estimate hoists every layer's all-gathers beside resident state below
       ``LOW_RESIDENT_PER_GATHERS`` times the gathered weights (sgd): XLA hoisted all, part or none
       of them; the estimate is the upper bound and ``no_hoist_bytes`` (the step without hoisting,
-      bytes per device) the lower one.
+      bytes per device) the lower one;
+    * layer gathers above half of the HBM limit (``_HOIST_MAX_LIMIT_SHARE``; Qwen2.5-7B on v5e): XLA
+      hoisted none, and with full remat it kept its windowed-einsum outputs (v5e-16: 6.69 GiB of
+      temp where the estimate says 1.98) or ran out of memory (v5e-8, lion and sgd).
     """
     if generation == "v6e" and optimizer == "adafactor":
         return ("adafactor on v6e: XLA scheduled the weight all-gathers differently for Llama-3.2-3B (none "
                 "hoisted, 1.44 GiB of temp) and Qwen2.5-3B (the backward's hoisted, 4.41 GiB); the step "
                 "estimate hoists none, +8% and -67% against those two; check it with --compile")
+    if gathers_share_of_limit is not None and gathers_share_of_limit > _HOIST_MAX_LIMIT_SHARE and remat != "none":
+        return (f"the layers' gathered weights come to {gathers_share_of_limit:.0%} of the HBM limit (above half): "
+                "in such compiles (Qwen2.5-7B on v5e) XLA hoisted none of the all-gathers; with dots the "
+                "step was -16% to +12.5% of this estimate, but a lion step with 0.9% estimated headroom ran out "
+                "of memory, and with full remat XLA kept its windowed-einsum outputs (v5e-16: 6.69 GiB where "
+                "this estimate says 1.98 GiB; v5e-8 ran out of memory with lion and with sgd); check it with --compile")
     low = LOW_RESIDENT_PER_GATHERS.get(generation)
     if (low is not None and hoisted and remat != "none" and grad_accum > 1 and resident_per_gathers is not None
             and resident_per_gathers < low):
