@@ -217,12 +217,12 @@ def test_full_remat_backward_on_v5e_and_v6e():
 
 def test_unpredicted_settings_are_flagged():
     """adafactor on v6e and full remat with grad_accum 1 on v5e/v6e: bench rows 55/62 and 77/82/83
-    compiled 8% below to 67% above the estimate and 48-63% above it; the plan says so."""
+    compiled 19-272% below and 48-63% above the estimate; the plan says so."""
     def flagged(p):
         return [n for n in p.notes if "--compile" in n and ("adafactor on v6e" in n or "grad_accum 1" in n)]
 
     ada = _train("v6e-8", "Llama-3.2-3B", 8, 32, optimizer="adafactor", remat="full", prompt_len=512, len=512)
-    assert len(flagged(ada)) == 1 and "+8% and -67%" in flagged(ada)[0]
+    assert len(flagged(ada)) == 1 and "+272%" in flagged(ada)[0]
     full_ga1 = make_plan(PlanRequest(tpu="v6e-8", model="Qwen3-4B", workload="train", bs=16, micro_bs=16,
                                      prompt_len=512, len=512, remat="full"))
     assert full_ga1.training.shape.grad_accum == 1
