@@ -494,7 +494,7 @@ NOTES = """
   then confirmed: -1.3%, where filling the budget would have said +142%. The v5e 7B backward
   itself is 11-16% under at 1024 tokens/device (rows 107-109) and 12.5% over at 512 (row 110),
   so row 100 (lion) still estimates 4.97 GiB with 0.9% headroom and XLA gave up at 9.90 GiB;
-  the 5% margin note stays its answer.
+  the 5% margin note and, since row 129, the half-the-limit flag (below) are its answer.
 * **Gathers above half of the HBM limit are flagged.** With full remat, Qwen2.5-7B on v5e (77% of
   the limit) did not fit the step model at all: held-out row 129 (v5e-8, lion) and row 137 (sgd,
   3.8 GB less state) ran out of memory at compile time where the plan said fits (1.98 GiB
