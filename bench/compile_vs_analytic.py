@@ -578,6 +578,13 @@ NOTES = """
   the rule for that generation (every held-out miss on v4 was an over-estimate), and a plan
   inside the scheduler's 5% margin can be wrong in its verdict. `--compile` is the answer to
   trust before a launch.
+* **Windowed einsum is the next thing to model.** In five of the rows compiled since row 107, XLA's
+  peak holds 2.3-5.2 GB of `AllocateBuffer` custom-calls, the outputs of collective-permute rings
+  that replace an fsdp all-gather + matmul: rows 118 and 130 (Qwen3-4B on v5e: +10.2%, +13.3%,
+  fewer bytes than hoisting every gather), and rows 121, 133 and 138 (-32.5%, -17.5%, -70.4%:
+  more than every gather, or than full remat's saved inputs). Well-predicted rows use such rings
+  too (row 124), without their outputs at the peak. When XLA keeps them is not yet known; the
+  peak-buffer breakdown (`--compile`, the bench's `peak_breakdown`) names them.
 * **Where the model is thinnest.** tp > 1 rests on three v4 and three v5e compiles (tp = 2 only;
   v6e with tp > 1 takes v4's constant, unchecked). The phase choice per generation rests on a
   handful of compiles each. `hbmplan` prints a note for tp > 1 training meshes, for every
