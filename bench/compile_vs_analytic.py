@@ -228,18 +228,6 @@ def request(row) -> PlanRequest:
                        len=gen, optimizer=opt, remat=remat, **extra)
 
 
-def _unpredicted(plan) -> bool:
-    """Whether the plan says the step model does not predict XLA's schedule (as ``make_plan`` asks)."""
-    t = plan.training
-    c = t.step[0].inputs if t.step else {}
-    ph = c.get("phase_bytes", {})
-    return unpredicted_step_reason(plan.slice.generation.name, plan.request.optimizer, plan.request.remat,
-                                   t.shape.grad_accum, resident_per_gathers=c.get("resident_per_gathers"),
-                                   hoisted=bool(c.get("hoisted")),
-                                   no_hoist_bytes=max(ph.get("backward_start", 0), ph.get("update", 0)) or None,
-                                   gathers_share_of_limit=c.get("gathers_share_of_limit")) is not None
-
-
 def label(row) -> str:
     tpu, model, mb, accum, prompt, gen, opt, remat, extra = row
     ex = " ".join(f"{k}={v}" for k, v in extra.items())
@@ -312,7 +300,8 @@ def run(rows: list[int], breakdown: bool, log) -> list[dict]:
             "baseline_step": _baseline_step_bytes(plan),
             "step_components": {c.name: c.bytes for c in t.step},
             "phase": t.step[0].inputs["peak_phase"] if t.step else "",
-            "unpredicted": _unpredicted(plan),
+            "unpredicted": unpredicted_step_reason(plan.slice.generation.name, plan.request.optimizer,
+                                                   plan.request.remat, t) is not None,
         }
         if fig:
             rec.update(xla_temp=fig["temp"], xla_args=fig["args"], xla_peak=fig["peak"], xla_oom=fig["oom"],

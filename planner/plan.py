@@ -302,13 +302,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
                      "v4's behaviour; check it with --compile")
-    step_inputs = train.step[0].inputs if train.step else {}
-    phase_bytes = step_inputs.get("phase_bytes", {})
-    unpredicted = unpredicted_step_reason(
-        gen, req.optimizer, req.remat, shape.grad_accum, resident_per_gathers=step_inputs.get("resident_per_gathers"),
-        hoisted=bool(step_inputs.get("hoisted")),
-        no_hoist_bytes=max(phase_bytes.get("backward_start", 0), phase_bytes.get("update", 0)) or None,
-        gathers_share_of_limit=step_inputs.get("gathers_share_of_limit"))
+    unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
     if unpredicted:
         notes.append(unpredicted)
     if mesh.tp > 1:

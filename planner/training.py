@@ -315,10 +315,8 @@ _HEAD_GRAD_EXTRA_BYTES = {"v4": 2.0, "v5e": None, "v6e": None}
 _HEAD_GRAD_EXTRA_DEFAULT = 2.0
 
 
-def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str, grad_accum: int,
-                            resident_per_gathers: float | None = None, hoisted: bool = False,
-                            no_hoist_bytes: int | None = None,
-                            gathers_share_of_limit: float | None = None) -> str | None:
+def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
+                            train: TrainingMemory) -> str | None:
     """Why the step model does not predict XLA:TPU's schedule of this step, or None where it does.
 
     Four settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
@@ -331,27 +329,31 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str, 
       tokens/device, were within 11%;
     * on v6e, where the estimate hoists every layer's all-gathers beside resident state below
       ``LOW_RESIDENT_PER_GATHERS`` times the gathered weights (sgd): XLA hoisted all, part or none
-      of them; the estimate is the upper bound and ``no_hoist_bytes`` (the step without hoisting,
-      bytes per device) the lower one;
+      of them; the estimate is the upper bound and the step without hoisting the lower one;
     * layer gathers above half of the HBM limit (``_HOIST_MAX_LIMIT_SHARE``; Qwen2.5-7B on v5e): XLA
       hoisted none, and with full remat it kept its windowed-einsum outputs (v5e-16: 6.69 GiB of
       temp where the estimate says 1.98) or ran out of memory (v5e-8, lion and sgd).
     """
+    grad_accum = train.shape.grad_accum
+    step = train.step[0].inputs if train.step else {}
     if generation == "v6e" and optimizer == "adafactor":
         return ("adafactor on v6e: XLA scheduled the weight all-gathers differently for Llama-3.2-3B (none "
                 "hoisted, 1.44 GiB of temp) and Qwen2.5-3B (the backward's hoisted, 4.41 GiB); the step "
                 "estimate assumes the forward-start hoisting, above both (+19% and +272%); check it with --compile")
-    if gathers_share_of_limit is not None and gathers_share_of_limit > _HOIST_MAX_LIMIT_SHARE and remat != "none":
-        return (f"the layers' gathered weights come to {gathers_share_of_limit:.0%} of the HBM limit (above half): "
+    if step.get("hoist_limited") and remat != "none":
+        return (f"the layers' gathered weights come to {step['gathers_share_of_limit']:.0%} of the HBM limit (above half): "
                 "in such compiles (Qwen2.5-7B on v5e) XLA hoisted none of the all-gathers; with dots the "
                 "step was -16% to +12.5% of this estimate, but a lion step with 0.9% estimated headroom ran out "
                 "of memory, and with full remat XLA kept its windowed-einsum outputs (v5e-16: 6.69 GiB where "
                 "this estimate says 1.98 GiB; v5e-8 ran out of memory with lion and with sgd); check it with --compile")
     low = LOW_RESIDENT_PER_GATHERS.get(generation)
-    if (low is not None and hoisted and remat != "none" and grad_accum > 1 and resident_per_gathers is not None
-            and resident_per_gathers < low):
+    per_gathers = step.get("resident_per_gathers")
+    if (low is not None and step.get("hoisted") and remat != "none" and grad_accum > 1 and per_gathers is not None
+            and per_gathers < low):
+        phases = step["phase_bytes"]
+        no_hoist_bytes = max(phases["backward_start"], phases["update"])
         lower = f"; without hoisting the step needs {fmt_gib(no_hoist_bytes)}" if no_hoist_bytes else ""
-        return (f"resident state {resident_per_gathers:.2f}x the gathered layer weights on {generation} (below "
+        return (f"resident state {per_gathers:.2f}x the gathered layer weights on {generation} (below "
                 f"{low}x): in such compiles (sgd, adafactor) XLA hoisted all, part or none of the weight "
                 "all-gathers (Qwen2.5-3B and Qwen3-1.7B part: -16% and -18% against this estimate; Qwen2.5-7B "
                 f"and Llama-3.2-3B none: 1.4-1.8 GiB); the estimate, which hoists them all, is an upper bound{lower}; "
@@ -445,8 +447,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         shape.grad_accum > 1
         and (min_weights_per_saved is None or remat == "full"
              or gathered_layers >= min_weights_per_saved * saved_unscaled))
-    hoists = ((remat == "none" or checkpointed_hoists)
-              and gathered_layers <= _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes)
+    hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
+    hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
     head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
     prefetch_want = (copies * gathered_layers + head_prefetch) if hoists else 0
     prefetch = min(prefetch_want, budget)
@@ -458,7 +460,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
-              "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists,
+              "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_limited": hoist_limited,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
     if peak == "forward_start":

@@ -219,7 +219,6 @@ def compile_config(cfg: dict) -> dict:
         result.update(status="error", error=f"libtpu topology {cfg['tpu']['topology']} has {len(devices)} devices; "
                       f"the catalog says {want}")
         return result
-    result["device_order"] = "mesh_utils"
     compiled = None
     for order in ("mesh_utils", "ring"):
         mesh = make_mesh(devices, tuple(cfg["mesh"]), order=order)
