@@ -101,14 +101,19 @@ def get_topology(tpu: dict):
     )
 
 
+def _grid_dims(coords: list[tuple[int, ...]]) -> list[int]:
+    """The extent of each axis of a grid of chip coordinates (0-based)."""
+    return [max(c[k] for c in coords) + 1 for k in range(len(coords[0]))]
+
+
 def snake_order(coords: list[tuple[int, ...]]) -> list[int]:
     """Indices of ``coords`` (chip coordinates) in boustrophedon order.
 
     Consecutive entries are physical neighbours (one hop along one axis, no wraparound link
     needed): a reflected mixed-radix Gray code over the topology's axes, the outer axis first.
     """
-    rank = len(coords[0])
-    dims = [max(c[k] for c in coords) + 1 for k in range(rank)]
+    dims = _grid_dims(coords)
+    rank = len(dims)
 
     def key(c):
         out, odd = [], 0
@@ -129,9 +134,8 @@ def ring_order(coords: list[tuple[int, ...]]) -> list[int]:
     that column, so the last chip neighbours the first too (XLA's ring collective-permutes
     include that pair). Elsewhere: ``snake_order`` (an open path).
     """
-    rank = len(coords[0])
-    dims = [max(c[k] for c in coords) + 1 for k in range(rank)]
-    axes = [k for k in range(rank) if dims[k] > 1]
+    dims = _grid_dims(coords)
+    axes = [k for k, d in enumerate(dims) if d > 1]
     if len(axes) != 2 or all(dims[k] % 2 for k in axes):
         return snake_order(coords)
     rows, cols = (axes[0], axes[1]) if dims[axes[0]] % 2 == 0 else (axes[1], axes[0])
@@ -235,7 +239,7 @@ def compile_config(cfg: dict) -> dict:
         except Exception as exc:  # noqa: BLE001 - XLA raises XlaRuntimeError/JaxRuntimeError
             msg = str(exc)
             if order == "mesh_utils" and _ROUTING_ERROR in msg:
-                result["device_order_retry"] = _oom_line(msg)[:200]
+                result["device_order_retry"] = msg.strip().splitlines()[0][:200]
                 continue
             oom = parse_oom(msg)
             result["compile_s"] = round(time.time() - t2, 2)
