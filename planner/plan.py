@@ -296,9 +296,10 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "flagged since) (bench/compile_vs_analytic.md); check it with --compile")
     elif gen == "v4" and slc.num_devices >= 8:
         notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
-                     "all-gather, and on v4-16 it hoisted fewer for 3B-7B models (10 compiles: -17.5% to +27%, over "
-                     "in 8; under for a 3B one, -2%, and for Qwen2.5-1.5B with full remat, -17.5%, where XLA kept "
-                     "more than every layer's gathers; bench/compile_vs_analytic.md); check it with --compile")
+                     "all-gather (under the dots policy only where the gathered weights are at least 2.45x the saved "
+                     "activations); on v4-16, with full remat, XLA hoisted fewer for 4B-7B models and kept more than "
+                     "every layer's gathers for Qwen2.5-1.5B (10 compiles: -17.5% to +27%; the three with dots within "
+                     "8%; bench/compile_vs_analytic.md); check it with --compile")
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
                      "v4's behaviour; check it with --compile")

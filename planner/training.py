@@ -284,8 +284,13 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: (Qwen2.5-1.5B, Qwen3-1.7B, Llama-3.2-1B/3B, Qwen3-4B at 1536 tokens with lion, adamw or sgd)
 #: were not. v5e: 2.52x (Llama-3.2-1B) and 3.56x (Llama-3.2-3B) were hoisted; 1.75x (Qwen2.5-3B,
 #: twice) and 2.40x (Qwen3-1.7B, which prefetched 7 of 28 layers) were not
-#: (bench/compile_vs_analytic.md). With full remat both hoisted them (Qwen2.5-3B, -7B).
-_HOIST_MIN_WEIGHTS_PER_SAVED = {"v5e": 2.45, "v6e": 2.45}
+#: (bench/compile_vs_analytic.md). With full remat both hoisted them (Qwen2.5-3B, -7B). v4 follows
+#: the same line where the fsdp ring spans 8 or more chips (v4-16): 3.05x (Qwen2.5-7B) was hoisted,
+#: 2.14x (Qwen3-4B) and 2.37x (Llama-3.2-3B) were not (bench rows 35, 95, 104); on 4 chips (v4-8)
+#: XLA hoisted at 1.75x too (rows 23, 63), so there the line does not apply.
+_HOIST_MIN_WEIGHTS_PER_SAVED = {"v4": 2.45, "v5e": 2.45, "v6e": 2.45}
+#: The smallest fsdp ring (chips) from which the line above applies, per generation (default 1).
+_HOIST_LINE_MIN_FSDP = {"v4": 8}
 #: XLA hoisted the layers' all-gathers only where all of them (bf16, split over tp) came to at most
 #: half of the compile-time HBM limit. Above it, Qwen2.5-7B on v5e (13.05 GB of gathers, 77% of the
 #: limit; weights 4.6x the saved activations) hoisted none in five compiles: v5e-8 with sgd and with
@@ -438,11 +443,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     budget = max(0, int(SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
-    # gathers stay next to their layers. On v5e/v6e, under the dots policy, only weights large next
-    # to the saved activations were hoisted; nowhere gathers above half of the HBM limit.
+    # gathers stay next to their layers. On v5e/v6e (and v4 from 8 chips), under the dots policy, only
+    # weights large next to the saved activations were hoisted; nowhere gathers above half of the HBM limit.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
-    min_weights_per_saved = _HOIST_MIN_WEIGHTS_PER_SAVED.get(generation)
+    min_weights_per_saved = (_HOIST_MIN_WEIGHTS_PER_SAVED.get(generation)
+                             if fsdp >= _HOIST_LINE_MIN_FSDP.get(generation, 1) else None)
     checkpointed_hoists = (
         shape.grad_accum > 1
         and (min_weights_per_saved is None or remat == "full"

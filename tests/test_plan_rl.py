@@ -174,6 +174,25 @@ def test_v4_16_estimate_stays_within_its_stated_range():
     assert -0.03 < small.step_need_bytes / GiB / 5.344 - 1 < 0
 
 
+def test_v4_16_dots_follows_the_weights_vs_saved_line():
+    """Under the dots policy v4-16 hoisted the layers' all-gathers only where the gathered weights were
+    at least 2.45x the saved activations: Qwen2.5-7B at 3.05x (bench row 35, 11.880 GiB of temp) was
+    hoisted; Llama-3.2-3B at 2.37x (row 104, 4.288 GiB) and Qwen3-4B at 2.14x (row 95, 5.953 GiB)
+    were not. On v4-8 (4 chips) XLA hoisted at 1.75x as well (row 23, 5.447 GiB)."""
+    def step(tpu, model, mb, opt="lion", ga=2):
+        p = make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=mb * ga, micro_bs=mb,
+                                  prompt_len=512, len=1024, optimizer=opt, remat="dots"))
+        return p.training.step[0].inputs["peak_phase"], p.step_need_bytes / GiB
+
+    for model, xla in (("Llama-3.2-3B", 4.288), ("Qwen3-4B", 5.953)):
+        phase, need = step("v4-16", model, 8)
+        assert phase == "backward_start" and abs(need / xla - 1) < 0.08
+    phase, need = step("v4-16", "Qwen2.5-7B", 8, ga=4)
+    assert phase == "forward_start" and abs(need / 11.880 - 1) < 0.04
+    phase, need = step("v4-8", "Qwen2.5-3B", 4, ga=4)
+    assert phase == "forward_start" and abs(need / 5.447 - 1) < 0.03
+
+
 def test_headroom_inside_the_scheduler_margin_is_flagged():
     """Bench row 100: the estimate left 0.9% of HBM free on v5e-8 and XLA:TPU's compile ran out of
     memory (9.90 GiB of temp); a plan with headroom inside the scheduler's 5% margin says so."""
