@@ -288,7 +288,9 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: the same line where the fsdp ring spans 8 or more chips (v4-16): 3.05x (Qwen2.5-7B) was hoisted,
 #: 2.14x (Qwen3-4B) and 2.37x (Llama-3.2-3B) were not (bench rows 35, 95, 104); on 4 chips (v4-8)
 #: XLA hoisted at 1.75x too (rows 23, 63), so there the line does not apply.
-_HOIST_MIN_WEIGHTS_PER_SAVED = {"v4": 2.45, "v5e": 2.45, "v6e": 2.45}
+#: Superseded (after rows 139-141): the line is drawn on the resident state per saved activations,
+#: not the gathered weights; see _HOIST_MIN_RESIDENT_PER_SAVED.
+_HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 3.0, "v6e": 2.5}
 #: The smallest fsdp ring (chips) from which the line above applies, per generation (default 1).
 _HOIST_LINE_MIN_FSDP = {"v4": 8}
 #: XLA hoisted the layers' all-gathers only where all of them (bf16, split over tp) came to at most
@@ -336,8 +338,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       ``LOW_RESIDENT_PER_GATHERS`` times the gathered weights (sgd): XLA hoisted all, part or none
       of them; the estimate is the upper bound and the step without hoisting the lower one;
     * layer gathers above half of the HBM limit (``_HOIST_MAX_LIMIT_SHARE``; Qwen2.5-7B on v5e): XLA
-      hoisted none, and with full remat it kept its windowed-einsum outputs (v5e-16: 6.69 GiB of
-      temp where the estimate says 1.98) or ran out of memory (v5e-8, lion and sgd).
+      hoisted none with dots, but with full remat it hoisted part of them through windowed-einsum
+      rings (v5e-16: every layer's attention weights and 45% of the MLP weights, 6.69 GiB of temp
+      where the estimate says 1.98) or ran out of memory (v5e-8, lion and sgd).
     """
     grad_accum = train.shape.grad_accum
     step = train.step[0].inputs if train.step else {}
@@ -349,8 +352,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
         return (f"the layers' gathered weights come to {step['gathers_share_of_limit']:.0%} of the HBM limit (above half): "
                 "in such compiles (Qwen2.5-7B on v5e) XLA hoisted none of the all-gathers; with dots the "
                 "step was -16% to +12.5% of this estimate, but a lion step with 0.9% estimated headroom ran out "
-                "of memory, and with full remat XLA kept its windowed-einsum outputs (v5e-16: 6.69 GiB where "
-                "this estimate says 1.98 GiB; v5e-8 ran out of memory with lion and with sgd); check it with --compile")
+                "of memory, and with full remat XLA hoisted part of the gathers after all, through windowed-einsum "
+                "rings (v5e-16: 6.69 GiB where this estimate says 1.98 GiB; v5e-8 ran out of memory with lion and "
+                "with sgd); check it with --compile")
     low = LOW_RESIDENT_PER_GATHERS.get(generation)
     per_gathers = step.get("resident_per_gathers")
     if (low is not None and step.get("hoisted") and remat != "none" and grad_accum > 1 and per_gathers is not None
@@ -447,12 +451,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # weights large next to the saved activations were hoisted; nowhere gathers above half of the HBM limit.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
-    min_weights_per_saved = (_HOIST_MIN_WEIGHTS_PER_SAVED.get(generation)
-                             if fsdp >= _HOIST_LINE_MIN_FSDP.get(generation, 1) else None)
+    min_resident_per_saved = (_HOIST_MIN_RESIDENT_PER_SAVED.get(generation)
+                              if fsdp >= _HOIST_LINE_MIN_FSDP.get(generation, 1) else None)
     checkpointed_hoists = (
         shape.grad_accum > 1
-        and (min_weights_per_saved is None or remat == "full"
-             or gathered_layers >= min_weights_per_saved * saved_unscaled))
+        and (min_resident_per_saved is None or remat == "full"
+             or resident_bytes >= min_resident_per_saved * saved_unscaled))
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
     head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
