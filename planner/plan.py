@@ -296,7 +296,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "flagged since) (bench/compile_vs_analytic.md); check it with --compile")
     elif gen == "v4" and slc.num_devices >= 8:
         notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
-                     "all-gather (under the dots policy only where the gathered weights are at least 2.45x the saved "
+                     "all-gather (under the dots policy only where the resident state is at least 2.5x the saved "
                      "activations); on v4-16, with full remat, XLA hoisted fewer for 4B-7B models and kept more than "
                      "every layer's gathers for Qwen2.5-1.5B (10 compiles: -17.5% to +27%; the three with dots within "
                      "8%; bench/compile_vs_analytic.md); check it with --compile")

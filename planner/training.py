@@ -278,18 +278,18 @@ _NO_REMAT_SECOND_COPY_MIN_DEFAULT = 64 * 1024**2
 #: Qwen2.5-0.5B). On v4 (Qwen2.5-1.5B, Qwen3-1.7B) counting it there overshot by 12-14%: the
 #: forward start sets the need.
 _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
-#: On v5e and v6e, under the dots policy, XLA was seen hoisting the layers' all-gathers only when
-#: the gathered weights of all layers were at least ~2.45x the saved activations. v6e: 3.06x
-#: (Qwen2.5-7B, 1536 tokens/device) and 3.2x (Qwen3-4B, 1024) were hoisted; 1.15-2.37x
-#: (Qwen2.5-1.5B, Qwen3-1.7B, Llama-3.2-1B/3B, Qwen3-4B at 1536 tokens with lion, adamw or sgd)
-#: were not. v5e: 2.52x (Llama-3.2-1B) and 3.56x (Llama-3.2-3B) were hoisted; 1.75x (Qwen2.5-3B,
-#: twice) and 2.40x (Qwen3-1.7B, which prefetched 7 of 28 layers) were not
-#: (bench/compile_vs_analytic.md). With full remat both hoisted them (Qwen2.5-3B, -7B). v4 follows
-#: the same line where the fsdp ring spans 8 or more chips (v4-16): 3.05x (Qwen2.5-7B) was hoisted,
-#: 2.14x (Qwen3-4B) and 2.37x (Llama-3.2-3B) were not (bench rows 35, 95, 104); on 4 chips (v4-8)
-#: XLA hoisted at 1.75x too (rows 23, 63), so there the line does not apply.
-#: Superseded (after rows 139-141): the line is drawn on the resident state per saved activations,
-#: not the gathered weights; see _HOIST_MIN_RESIDENT_PER_SAVED.
+#: Under the dots policy (grad_accum > 1), XLA hoisted the layers' all-gathers only where the resident
+#: state (params, optimizer state, accumulator) was large next to the saved activations (unscaled,
+#: bf16): at 2.67-2.70x and above on v6e and v4-16 (Qwen2.5-7B with lion, bench rows 33, 35, 37; with
+#: adamw, row 141; Llama-3.2-3B with adamw, row 121), never at 2.37x or below where hoisting would
+#: have raised the step (rows 28, 36, 38, 56, 57, 95, 104, 124, 125, 139). The same model and tokens
+#: flip with the optimizer: Llama-3.2-3B on v6e-8 hoisted with adamw (2.70x) and not with lion (2.03x),
+#: Qwen2.5-7B on v4-16 at 2048 tokens/device hoisted with adamw (2.67x). An earlier line on gathered
+#: weights per saved activations (2.45x) missed rows 121, 139 and 141. On v5e the line sits higher:
+#: Qwen3-1.7B with adamw prefetched only 7 of 28 layers at 2.93x (row 86), Llama-3.2-3B hoisted at
+#: 3.04x (row 80). On v4 it holds where the fsdp ring spans 8 or more chips; on 4 chips (v4-8) XLA
+#: hoisted at 1.94x (row 63), so there it does not apply. With full remat the saved activations are
+#: small and the gathers were hoisted (see LOW_RESIDENT_PER_GATHERS for v6e's exception).
 _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 3.0, "v6e": 2.5}
 #: The smallest fsdp ring (chips) from which the line above applies, per generation (default 1).
 _HOIST_LINE_MIN_FSDP = {"v4": 8}

@@ -174,11 +174,13 @@ def test_v4_16_estimate_stays_within_its_stated_range():
     assert -0.03 < small.step_need_bytes / GiB / 5.344 - 1 < 0
 
 
-def test_v4_16_dots_follows_the_weights_vs_saved_line():
-    """Under the dots policy v4-16 hoisted the layers' all-gathers only where the gathered weights were
-    at least 2.45x the saved activations: Qwen2.5-7B at 3.05x (bench row 35, 11.880 GiB of temp) was
-    hoisted; Llama-3.2-3B at 2.37x (row 104, 4.288 GiB) and Qwen3-4B at 2.14x (row 95, 5.953 GiB)
-    were not. On v4-8 (4 chips) XLA hoisted at 1.75x as well (row 23, 5.447 GiB)."""
+def test_dots_hoisting_follows_resident_state_per_saved_activations():
+    """Under the dots policy XLA hoisted the layers' all-gathers where the resident state was at least
+    ~2.5x the saved activations (v4-16, v6e): Qwen2.5-7B with lion at 2.67x (bench row 35, 11.880 GiB
+    of temp) was hoisted; Llama-3.2-3B at 2.03x (row 104, 4.288 GiB) and Qwen3-4B at 1.78x (row 95,
+    5.953 GiB) were not. The optimizer moves the line: on v6e-8 the same Llama-3.2-3B step hoisted with
+    adamw (2.70x; row 121, 6.254 GiB) and not with lion (row 124, 4.278 GiB). On v4-8 (4 chips) XLA
+    hoisted below it (row 23, 5.447 GiB)."""
     def step(tpu, model, mb, opt="lion", ga=2):
         p = make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=mb * ga, micro_bs=mb,
                                   prompt_len=512, len=1024, optimizer=opt, remat="dots"))
@@ -189,6 +191,10 @@ def test_v4_16_dots_follows_the_weights_vs_saved_line():
         assert phase == "backward_start" and abs(need / xla - 1) < 0.08
     phase, need = step("v4-16", "Qwen2.5-7B", 8, ga=4)
     assert phase == "forward_start" and abs(need / 11.880 - 1) < 0.04
+    phase, need = step("v6e-8", "Llama-3.2-3B", 8, "lion", ga=4)
+    assert phase == "backward_start" and abs(need / 4.278 - 1) < 0.02
+    phase, need = step("v6e-8", "Llama-3.2-3B", 8, "adamw", ga=4)
+    assert phase == "forward_start" and -0.15 < need / 6.254 - 1 < 0
     phase, need = step("v4-8", "Qwen2.5-3B", 4, ga=4)
     assert phase == "forward_start" and abs(need / 5.447 - 1) < 0.03
 
