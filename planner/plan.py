@@ -279,8 +279,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         return plan
 
     # training and co-located RL (imported here: the infer path stays light)
-    from planner.training import (SCHEDULER_MEMORY_SHARE, parse_mesh, train_shape, training_memory,
-                                   unpredicted_step_reason)
+    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, train_shape,
+                                   training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)
@@ -306,6 +306,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
     if unpredicted:
         notes.append(unpredicted)
+    near_line = hoisting_line_note(train)
+    if near_line and not unpredicted:
+        notes.append(near_line)
     if mesh.tp > 1:
         notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on six tp = 2 compiles "
                      "(v4 within 0.3%, v5e within 12%; none on other generations or tp > 2, "

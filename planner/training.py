@@ -374,6 +374,27 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
     return None
 
 
+#: Plans whose resident-per-saved ratio lies within this share of the hoisting line get both bounds:
+#: near it XLA went both ways (v6e: Qwen2.5-1.5B hoisted at 2.34x, bench row 149; Qwen3-4B with adamw
+#: did not at 2.37x, row 56; v5e: Qwen3-1.7B prefetched 7 of 28 layers at 2.93x, row 86).
+HOIST_LINE_BAND = 0.1
+
+
+def hoisting_line_note(train: TrainingMemory) -> str | None:
+    """A note with both bounds where the dots step sits near the hoisting line, else None."""
+    near = train.step[0].inputs.get("hoist_line") if train.step else None
+    if not near or abs(near["resident_per_saved"] / near["line"] - 1) > HOIST_LINE_BAND:
+        return None
+    lo, hi = near["not_hoisted_bytes"], near["hoisted_bytes"]
+    if hi <= lo * 1.05:
+        return None
+    return (f"resident state {near['resident_per_saved']:.2f}x the saved activations, within "
+            f"{HOIST_LINE_BAND:.0%} of the {near['line']}x line above which XLA hoists the layers' all-gathers: "
+            "compiles near it went both ways (v6e: Qwen2.5-1.5B hoisted at 2.34x, Qwen3-4B with adamw did not "
+            f"at 2.37x; v5e: Qwen3-1.7B hoisted 7 of 28 layers at 2.93x); the step needs {fmt_gib(lo)} without hoisting and {fmt_gib(hi)} with it; "
+            "check it with --compile")
+
+
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes,
                       xla_limit_bytes=None, generation=None) -> list[Component]:
     """What XLA:TPU keeps live at the step's peak (its temp allocation), per device.
@@ -469,8 +490,16 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     update = grads if shape.grad_accum == 1 else 0
     phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
+    line = min_resident_per_saved if remat == "dots" and shape.grad_accum > 1 and not hoist_limited else None
+    near_line = None
+    if line is not None and saved_unscaled:
+        # both outcomes of the hoisting decision, for plans near the line
+        near_line = {"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": line,
+                     "hoisted_bytes": max(min(gathered_layers + head_prefetch, budget), backward, update),
+                     "not_hoisted_bytes": max(backward, update)}
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_limited": hoist_limited,
+              "hoist_line": near_line,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
     if peak == "forward_start":

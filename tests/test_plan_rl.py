@@ -199,6 +199,22 @@ def test_dots_hoisting_follows_resident_state_per_saved_activations():
     assert phase == "forward_start" and abs(need / 5.447 - 1) < 0.03
 
 
+def test_plans_near_the_hoisting_line_print_both_bounds():
+    """Bench row 149 (v6e-8 Qwen2.5-1.5B, lion, dots, 768 tokens/device): resident state 2.34x the
+    saved activations, under the 2.5x line, and XLA:TPU hoisted the gathers anyway (2.575 GiB of temp;
+    the estimate without hoisting says 1.98). The plan prints both outcomes; far from the line
+    (Llama-3.2-3B with lion at 2.03x, row 124) it does not."""
+    near = make_plan(PlanRequest(tpu="v6e-8", model="Qwen2.5-1.5B", workload="train", bs=16, micro_bs=8,
+                                 prompt_len=256, len=512, optimizer="lion", remat="dots"))
+    notes = [n for n in near.notes if "line above which XLA hoists" in n]
+    assert len(notes) == 1 and "2.34x" in notes[0]
+    assert "1.98 GiB without hoisting and 2.49 GiB with it" in notes[0]
+    assert abs(near.step_need_bytes / GiB - 1.98) < 0.01 and abs(2.49 / 2.575 - 1) < 0.05
+    far = make_plan(PlanRequest(tpu="v6e-8", model="Llama-3.2-3B", workload="train", bs=32, micro_bs=8,
+                                prompt_len=512, len=1024, optimizer="lion", remat="dots"))
+    assert not any("line above which XLA hoists" in n for n in far.notes)
+
+
 def test_headroom_inside_the_scheduler_margin_is_flagged():
     """Bench row 100: the estimate left 0.9% of HBM free on v5e-8 and XLA:TPU's compile ran out of
     memory (9.90 GiB of temp); a plan with headroom inside the scheduler's 5% margin says so."""
