@@ -239,10 +239,14 @@ GRID: list[tuple] = [
     ("v4-16", "Qwen2.5-7B", 8, 2, 512, 512, "lion", "dots", {}),
     ("v4-16", "Qwen3-4B", 8, 2, 512, 1024, "adamw", "dots", {}),
 ]
-#: Rows compiled after the rules that predict them were fixed, and not used to fit anything (row 104,
-#: held out in the sixth batch, joined the fitted rows when it led to the v4 8+ chip dots line).
+#: Rows compiled after the rules that predict them were fixed, and not used to fit anything. Row 104
+#: (sixth batch) joined the fitted rows when it led to a v4 8+ chip dots line, and row 121 (seventh)
+#: and rows 139-142 (ninth batch) when they led to the resident-per-saved line (commit a75c517);
+#: rows 143-146 were compiled after that commit. Rows 151 and 152 (tenth batch) joined them when they
+#: moved v5e's line from 3.0x to 2.5x.
 HELD_OUT = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 87}) | (frozenset(range(98, 106)) - {104})
-            | frozenset(range(114, 122)) | frozenset(range(129, 137)) | frozenset(range(139, 147)) | frozenset(range(147, 155)))
+            | (frozenset(range(114, 122)) - {121}) | frozenset(range(129, 137)) | frozenset(range(143, 147))
+            | (frozenset(range(147, 155)) - {151, 152}))
 
 
 def request(row) -> PlanRequest:
@@ -416,12 +420,21 @@ NOTES = """
      accumulating step (grad_accum > 1): with grad_accum == 1 the gathers stay next to their
      layers. The accumulating program is the same for every grad_accum > 1 (only a constant
      changes): rows 36/37 compile to the same bytes as rows 28/33, row 69 as row 62, row 70 as
-     row 55. On v5e and v6e, under the dots policy, the gathers were hoisted only when all
-     layers' gathered weights were at least ~2.45x the saved activations: on v6e 3.06x (row 33)
-     and 3.2x (row 51) were hoisted, 1.15-2.37x (rows 20, 21, 28, 38, 47, 56, 57) not (rows 28,
-     56 and 57 differ only in the optimizer and compile to the same bytes); on v5e 2.52x (row 9)
-     and 3.56x (row 80) were hoisted, 1.75x (rows 44, 64) and 2.40x (row 86, whose peak buffers
-     hold 7 of its 28 layers' gathers and the tied head) not. With full remat v5e and v6e
+     row 55. Under the dots policy the gathers were hoisted only where the resident state (params,
+     optimizer state, accumulator) was large next to the saved activations (bf16, before the
+     factor below): on v6e and v4-16 at 2.67-2.70x and above (rows 33, 35, 37, 121, 141, then
+     51, 59, 60, 76, 140, 142), and never at 2.37x or below where hoisting would have raised the step
+     (rows 28, 36, 38, 56, 57, 95, 104, 124, 125, 139, 143); the line is at 2.5x. The optimizer
+     moves a step across it: Llama-3.2-3B on v6e-8 at 1536 tokens/device hoisted every gather
+     with adamw (row 121, 2.70x) and none with lion or sgd (rows 124, 125), and Qwen2.5-7B on
+     v4-16 at 2048 tokens/device hoisted with adamw (row 141, 2.67x). Until rows 139-141 the
+     line was drawn on the gathered weights per saved activations (2.45x), which missed rows 121
+     (-32.5%), 139 (+37.5%) and 141 (-39.1%). v5e follows the same line: 2.66x and above hoisted
+     (rows 152, 151, 80, 130, 9, 112), 1.46x not (row 44); rows 151 and 152 were compiled while the
+     v5e line stood at 3.0x, set to fit row 86 (Qwen3-1.7B with adamw at 2.93x, which prefetched
+     only 7 of its 28 layers: +32% now), and missed by -32.6% and -45.2%. On v4-8 (4
+     chips) XLA hoisted below the line too (row 63, 1.94x), so there the model hoists always.
+     With full remat the saved activations are small and every generation
      hoisted them (rows 25, 34, 45, 50, 61). On any generation the gathers were hoisted only where
      all layers' gathered weights came to at most half of the HBM limit: Qwen2.5-7B on v5e (13.05
      GB, 77% of its limit, 4.6x its saved activations) hoisted none in rows 107-110 (sgd and
@@ -578,14 +591,12 @@ NOTES = """
     and the same for reduce-scatter), rows 121 and 124 both compile to 6,001,887,648 B and hold
     5,637,144,576 B = 28 x 201,326,592 B, every layer's gathered weights: without the rings the
     optimizer no longer matters, and both hoist. Why the adamw step hoists with the rings and the
-    lion one does not is not known; the line stays where it is. Row 103
-    (Qwen3-1.7B, adamw, full remat, -31%) shows the same at its peak: 2.64 GB of `AllocateBuffer`
-    outputs (3 of tokens x MLP width, 2 of tokens x kv width, 1 of tokens x hidden per layer)
-    beside ring shards of the weights (bf16[256, 6144] and the like, 1/8 of a matrix each): XLA
-    has split the fsdp all-gather + matmul into collective-permute rings (windowed einsum) and
-    keeps their outputs. It does that in well-predicted rows too (row 124: 2945
-    collective-permute-start ops, 590 AllocateBuffer outputs, -1.4%; row 123: 57 and none,
-    +0.2%), so what keeps the outputs live in rows 103 and 121 is not known. Nothing was refitted; without the
+    lion one does not was not known then; rows 139-143 later moved the line onto the resident
+    state per saved activations (above), which separates them. Row 103 (Qwen3-1.7B, adamw, full
+    remat, -31%) holds 2.64 GB of such buffers at its peak, most of them shaped like 3/4 of the
+    rows of each of its weight matrices ([1536, 6144], [1536, 1024], [1536, 2048]; 1536 is also
+    its tokens per device), beside ring shards of the weights (1/8 of a matrix each): more than
+    every layer's gathers, which is not modelled. Nothing was refitted on this batch then; without the
     since-flagged row 119 the batch's predicted rows have a median of 6.0% and a worst of 32.5%.
   * rows 129-136 (after commit b1ab138, chosen before compiling in commit ad0c62a, none flagged
     then): median 6.7%, 6 of 8 within 15% as compiled. v4 -0.5% (1.7B dots, 4096 tokens/device)
@@ -599,13 +610,19 @@ NOTES = """
   the rule for that generation (every held-out miss on v4 was an over-estimate), and a plan
   inside the scheduler's 5% margin can be wrong in its verdict. `--compile` is the answer to
   trust before a launch.
-* **Windowed einsum is the next thing to model.** In five of the rows compiled since row 107, XLA's
-  peak holds 2.3-5.2 GB of `AllocateBuffer` custom-calls, the outputs of collective-permute rings
-  that replace an fsdp all-gather + matmul: rows 118 and 130 (Qwen3-4B on v5e: +10.2%, +13.3%,
-  fewer bytes than hoisting every gather), and rows 121, 133 and 138 (-32.5%, -17.5%, -70.4%:
-  more than every gather, or than full remat's saved inputs). Well-predicted rows use such rings
-  too (row 124), without their outputs at the peak. When XLA keeps them is not yet known; the
-  peak-buffer breakdown (`--compile`, the bench's `peak_breakdown`) names them.
+* **The `AllocateBuffer` buffers at the peak are gathered weights.** In rows 118, 121, 130, 133,
+  138 and 141 XLA's peak holds 2.3-10.7 GB of `AllocateBuffer` custom-calls, the buffers of the
+  collective-permute rings (windowed einsum) that replace an fsdp all-gather + matmul. An
+  earlier reading took them for activations; their bytes say weights. Row 121: 28 x 150,994,944 B,
+  exactly every layer's bf16 MLP weights, beside plain gathers of the attention weights. Row 138:
+  45% of the MLP weights and all the attention weights. Rows 118 and 130 (Qwen3-4B on v5e): 82%
+  and 88% of the MLP weights, a little short of every layer (+10.2%, +13.3%). Row 141: 94%. So
+  these are hoisting cases, and the step model's question is only how many layers XLA hoists.
+  Rows 103 and 133 (-31%, -17.5%) hold every layer's gathers and more beside the rings; with
+  windowed einsum off (`--xla_tpu_enable_windowed_einsum_for_all_gather=false`, and the same for
+  reduce-scatter) row 133 compiles to 2,775,638,528 B (-3.5%) and rows 121 and 124 to the same
+  6,001,887,648 B, every layer's gathers hoisted whatever the optimizer. The reference step keeps
+  XLA's default, as a user's step would.
 * **Where the model is thinnest.** tp > 1 rests on three v4 and three v5e compiles (tp = 2 only;
   v6e with tp > 1 takes v4's constant, unchecked). The phase choice per generation rests on a
   handful of compiles each. `hbmplan` prints a note for tp > 1 training meshes, for every
