@@ -292,14 +292,14 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     gen = slc.generation.name
     if gen in ("v5e", "v6e"):
         notes.append(f"step estimate on {gen}: whether XLA hoists the weight all-gathers there is fitted on a few "
-                     "compiles; held-out v5e/v6e compiles were off by -50% to +19% (and two by +574% and -79%, in settings "
-                     "flagged since) (bench/compile_vs_analytic.md); check it with --compile")
+                     "compiles; held-out v5e/v6e compiles outside the flagged settings were off by -31% to +19% (32 "
+                     "compiles; flagged ones by -79% to +574%) (bench/compile_vs_analytic.md); check it with --compile")
     elif gen == "v4" and slc.num_devices >= 8:
         notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
                      "all-gather (under the dots policy only where the resident state is at least 2.5x the saved "
-                     "activations); on v4-16, with full remat, XLA hoisted fewer for 4B-7B models and kept more than "
-                     "every layer's gathers for Qwen2.5-1.5B (10 compiles: -17.5% to +27%; the three with dots within "
-                     "8%; bench/compile_vs_analytic.md); check it with --compile")
+                     "activations); where it hoists, v4-16 kept fewer for 4B-7B models (about 80% for Qwen2.5-7B at "
+                     "1024 tokens/device) and more than every layer's gathers for Qwen2.5-1.5B with full remat (21 compiles: -17.5% to +27%; the 14 with dots -12% to "
+                     "+25%; bench/compile_vs_analytic.md); check it with --compile")
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
                      "v4's behaviour; check it with --compile")
