@@ -638,10 +638,18 @@ NOTES = """
     Where hoisted, Qwen2.5-7B on v4-16 kept about 80% of the gathers (row 153, +22.4%, as rows
     90 and 92 with full remat) and Llama-3.2-3B on v6e also the tied embedding's gather (row 150,
     -12.7%, as rows 61 and 121). Plans within 10% of the line now print both outcomes.
+  * rows 155-162 (after commit 4b2937e, chosen before compiling in commit 6a31cde: the one 2.5x
+    line on v5e, v6e and v4-16): median 8.8%, 5 of 8 within 15%. Six fell on the predicted side
+    of the line (v5e -4.8%, -1.8%, -1.8% without hoisting; v5e +16.8% and +15.5% and v6e -2.3%
+    hoisted: the v5e estimates add the tied embedding's gather, fitted on rows 9 and 25, which
+    neither Qwen peak holds, and row 158 kept 88% of the layers' gathers), two did not: Qwen3-1.7B on v6e hoisted at 2.20x (row 161, -12.7%) and
+    Llama-3.2-3B with adamw on v4-16 did not at 2.70x (row 162, +24.6%; it compiled to the bytes
+    of its lion twin, row 104). Near the line the hoisting is not predicted; plans within 15% of
+    it print both outcomes since.
   So the step model reproduces its fitted rows (median 3%), but on configs it has not seen it
   is typically within 5-12% and can miss by 20-50% where XLA's all-gather schedule differs from
-  the rule for that generation (every held-out miss on v4 was an over-estimate), and a plan
-  inside the scheduler's 5% margin can be wrong in its verdict. `--compile` is the answer to
+  the rule (near the hoisting line, and in how many layers v4-16 hoists), and a plan inside the
+  scheduler's 5% margin can be wrong in its verdict. `--compile` is the answer to
   trust before a launch.
 * **The `AllocateBuffer` buffers at the peak are gathered weights.** In rows 118, 121, 130, 133,
   138 and 141 XLA's peak holds 2.3-10.7 GB of `AllocateBuffer` custom-calls, the buffers of the
