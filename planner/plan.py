@@ -298,8 +298,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
                      "all-gather (under the dots policy only where the resident state is at least 2.5x the saved "
                      "activations); where it hoists, v4-16 kept fewer for 4B-7B models (about 80% for Qwen2.5-7B at "
-                     "1024 tokens/device) and more than every layer's gathers for Qwen2.5-1.5B with full remat (21 compiles: -17.5% to +27%; the 14 with dots -12% to "
-                     "+25%; bench/compile_vs_analytic.md); check it with --compile")
+                     "1024 tokens/device) and more than every layer's gathers for Qwen2.5-1.5B with full remat "
+                     "(21 compiles: -17.5% to +27%; the 14 with dots -12% to +25%; bench/compile_vs_analytic.md); "
+                     "check it with --compile")
     elif gen != "v4":
         notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
                      "v4's behaviour; check it with --compile")

@@ -288,8 +288,9 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: weights per saved activations (2.45x) missed rows 121, 139 and 141. v5e follows the same line:
 #: Llama-3.2-3B and Qwen3-4B hoisted at 2.70x and 2.66x (rows 151, 152, compiled while the v5e line
 #: stood at 3.0x to fit row 86: -32.6% and -45.2% then), Llama-3.2-3B at 3.04x (row 80); Qwen3-1.7B
-#: with adamw prefetched only 7 of its 28 layers at 2.93x (row 86, +32%). On v4 it holds where the fsdp ring spans 8 or more chips; on 4 chips (v4-8) XLA
-#: hoisted at 1.94x (row 63), so there it does not apply. With full remat the saved activations are
+#: with adamw prefetched only 7 of its 28 layers at 2.93x (row 86, +32%). On v4 it holds where the
+#: fsdp ring spans 8 or more chips; on 4 chips (v4-8) XLA hoisted at 1.94x (row 63), so there it does
+#: not apply. With full remat the saved activations are
 #: small and the gathers were hoisted (see LOW_RESIDENT_PER_GATHERS for v6e's exception).
 _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
 #: The smallest fsdp ring (chips) from which the line above applies, per generation (default 1).
@@ -385,7 +386,7 @@ HOIST_LINE_BAND = 0.15
 
 def hoisting_line_note(train: TrainingMemory) -> str | None:
     """A note with both bounds where the dots step sits near the hoisting line, else None."""
-    near = train.step[0].inputs.get("hoist_line") if train.step else None
+    near = train.step[0].inputs.get("hoisting_line") if train.step else None
     if not near or abs(near["resident_per_saved"] / near["line"] - 1) > HOIST_LINE_BAND:
         return None
     lo, hi = near["not_hoisted_bytes"], near["hoisted_bytes"]
@@ -472,7 +473,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v5e/v6e (and v4 from 8 chips), under the dots policy, only
-    # weights large next to the saved activations were hoisted; nowhere gathers above half of the HBM limit.
+    # where the resident state is large next to the saved activations; nowhere gathers above half of
+    # the HBM limit.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
     min_resident_per_saved = (_HOIST_MIN_RESIDENT_PER_SAVED.get(generation)
@@ -494,15 +496,15 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
     line = min_resident_per_saved if remat == "dots" and shape.grad_accum > 1 and not hoist_limited else None
-    near_line = None
+    line_outcomes = None
     if line is not None and saved_unscaled:
-        # both outcomes of the hoisting decision, for plans near the line
-        near_line = {"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": line,
-                     "hoisted_bytes": max(min(gathered_layers + head_prefetch, budget), backward, update),
-                     "not_hoisted_bytes": max(backward, update)}
+        # both outcomes of the hoisting decision (hoisting_line_note prints them near the line)
+        line_outcomes = {"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": line,
+                         "hoisted_bytes": max(min(gathered_layers + head_prefetch, budget), backward, update),
+                         "not_hoisted_bytes": max(backward, update)}
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_limited": hoist_limited,
-              "hoist_line": near_line,
+              "hoisting_line": line_outcomes,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
     if peak == "forward_start":
