@@ -181,9 +181,9 @@ def test_dots_hoisting_follows_resident_state_per_saved_activations():
     5.953 GiB) were not. The optimizer moves the line: on v6e-8 the same Llama-3.2-3B step hoisted with
     adamw (2.70x; row 121, 6.254 GiB) and not with lion (row 124, 4.278 GiB). On v4-8 (4 chips) XLA
     hoisted below it (row 23, 5.447 GiB)."""
-    def step(tpu, model, mb, opt="lion", ga=2):
+    def step(tpu, model, mb, opt="lion", ga=2, gen_len=1024):
         p = make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=mb * ga, micro_bs=mb,
-                                  prompt_len=512, len=1024, optimizer=opt, remat="dots"))
+                                  prompt_len=512, len=gen_len, optimizer=opt, remat="dots"))
         return p.training.step[0].inputs["peak_phase"], p.step_need_bytes / GiB
 
     for model, xla in (("Llama-3.2-3B", 4.288), ("Qwen3-4B", 5.953)):
@@ -197,6 +197,14 @@ def test_dots_hoisting_follows_resident_state_per_saved_activations():
     assert phase == "forward_start" and -0.15 < need / 6.254 - 1 < 0
     phase, need = step("v4-8", "Qwen2.5-3B", 4, ga=4)
     assert phase == "forward_start" and abs(need / 5.447 - 1) < 0.03
+    # v5e takes the same line: rows 151 (2.70x, 6.256 GiB) and 152 (2.66x, 7.217 GiB) hoisted; row 156
+    # (Llama-3.2-3B with lion, 2.03x, 4.296 GiB) did not
+    phase, need = step("v5e-8", "Llama-3.2-3B", 8, "adamw")
+    assert phase == "forward_start" and abs(need / 6.256 - 1) < 0.05
+    phase, need = step("v5e-8", "Qwen3-4B", 8, gen_len=512)
+    assert phase == "forward_start" and abs(need / 7.217 - 1) < 0.05
+    phase, need = step("v5e-8", "Llama-3.2-3B", 8)
+    assert phase == "backward_start" and abs(need / 4.296 - 1) < 0.03
 
 
 def test_plans_near_the_hoisting_line_print_both_bounds():
