@@ -290,8 +290,8 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: stood at 3.0x to fit row 86: -32.6% and -45.2% then), Llama-3.2-3B at 3.04x (row 80); Qwen3-1.7B
 #: with adamw prefetched only 7 of its 28 layers at 2.93x (row 86, +32%). On v4 it holds where the
 #: fsdp ring spans 8 or more chips; on 4 chips (v4-8) XLA hoisted at 1.94x (row 63), so there it does
-#: not apply. With full remat the saved activations are
-#: small and the gathers were hoisted (see LOW_RESIDENT_PER_GATHERS for v6e's exception).
+#: not apply. With full remat the saved activations are small and the gathers were hoisted (see
+#: LOW_RESIDENT_PER_GATHERS for v6e's exception).
 _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
 #: The smallest fsdp ring (chips) from which the line above applies, per generation (default 1).
 _HOIST_LINE_MIN_FSDP = {"v4": 8}
@@ -361,8 +361,7 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
     per_gathers = step.get("resident_per_gathers")
     if (low is not None and step.get("hoisted") and remat != "none" and grad_accum > 1 and per_gathers is not None
             and per_gathers < low):
-        phases = step["phase_bytes"]
-        no_hoist_bytes = max(phases["backward_start"], phases["update"])
+        no_hoist_bytes = step["outcomes"]["not_hoisted_bytes"]
         lower = f"; without hoisting the step needs {fmt_gib(no_hoist_bytes)}" if no_hoist_bytes else ""
         return (f"resident state {per_gathers:.2f}x the gathered layer weights on {generation} (below "
                 f"{low}x): in such compiles (sgd, adafactor) XLA hoisted all, part or none of the weight "
@@ -386,10 +385,11 @@ HOIST_LINE_BAND = 0.15
 
 def hoisting_line_note(train: TrainingMemory) -> str | None:
     """A note with both bounds where the dots step sits near the hoisting line, else None."""
-    near = train.step[0].inputs.get("hoisting_line") if train.step else None
+    step = train.step[0].inputs if train.step else {}
+    near = step.get("hoisting_line")
     if not near or abs(near["resident_per_saved"] / near["line"] - 1) > HOIST_LINE_BAND:
         return None
-    lo, hi = near["not_hoisted_bytes"], near["hoisted_bytes"]
+    lo, hi = step["outcomes"]["not_hoisted_bytes"], step["outcomes"]["hoisted_bytes"]
     if hi <= lo * 1.05:
         return None
     return (f"resident state {near['resident_per_saved']:.2f}x the saved activations, within "
@@ -486,7 +486,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
     head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
-    prefetch_want = (copies * gathered_layers + head_prefetch) if hoists else 0
+    hoisted_want = copies * gathered_layers + head_prefetch  # every layer's gathers (and the head) hoisted
+    prefetch_want = hoisted_want if hoists else 0
     prefetch = min(prefetch_want, budget)
     # without remat, on v5e/v6e, the backward's hoisted weight copies are live beside the saved activations
     backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
@@ -495,16 +496,15 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     update = grads if shape.grad_accum == 1 else 0
     phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
+    # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
+    outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward, update),
+                "not_hoisted_bytes": max(backward, update)}
     line = min_resident_per_saved if remat == "dots" and shape.grad_accum > 1 and not hoist_limited else None
-    line_outcomes = None
-    if line is not None and saved_unscaled:
-        # both outcomes of the hoisting decision (hoisting_line_note prints them near the line)
-        line_outcomes = {"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": line,
-                         "hoisted_bytes": max(min(gathered_layers + head_prefetch, budget), backward, update),
-                         "not_hoisted_bytes": max(backward, update)}
+    hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": line}
+                     if line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_limited": hoist_limited,
-              "hoisting_line": line_outcomes,
+              "outcomes": outcomes, "hoisting_line": hoisting_line,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
     if peak == "forward_start":

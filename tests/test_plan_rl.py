@@ -218,14 +218,14 @@ def test_plans_near_the_hoisting_line_print_both_bounds():
     notes = [n for n in near.notes if "line above which XLA hoists" in n]
     assert len(notes) == 1 and "2.34x" in notes[0]
     assert "1.98 GiB without hoisting and 2.49 GiB with it" in notes[0]
-    outcomes = near.training.step[0].inputs["hoisting_line"]
+    outcomes = near.training.step[0].inputs["outcomes"]
     assert abs(near.step_need_bytes / GiB - 1.98) < 0.01
     assert abs(outcomes["hoisted_bytes"] / GiB / 2.575 - 1) < 0.05  # XLA hoisted: the upper outcome
     above = make_plan(PlanRequest(tpu="v4-16", model="Llama-3.2-3B", workload="train", bs=16, micro_bs=8,
                                   prompt_len=512, len=1024, optimizer="adamw", remat="dots"))
     notes = [n for n in above.notes if "line above which XLA hoists" in n]
     assert len(notes) == 1 and "4.42 GiB without hoisting and 5.34 GiB with it" in notes[0]
-    outcomes = above.training.step[0].inputs["hoisting_line"]
+    outcomes = above.training.step[0].inputs["outcomes"]
     assert abs(outcomes["not_hoisted_bytes"] / GiB / 4.288 - 1) < 0.04  # XLA did not: the lower outcome
     far = make_plan(PlanRequest(tpu="v6e-8", model="Llama-3.2-3B", workload="train", bs=32, micro_bs=8,
                                 prompt_len=512, len=1024, optimizer="lion", remat="dots"))
