@@ -19,6 +19,15 @@ def _err(msg: str) -> None:
     print(f"hbmvalidate: error: {msg}", file=sys.stderr, flush=True)
 
 
+def _check_detail(phase: str, check: dict, node_rank: int) -> str:
+    """One line for a failed check: per-device observed, expected and mismatch (bytes)."""
+    parts = [f"{phase}:{check['name']} on node rank {node_rank}:"]
+    for key in ("observed", "expected", "mismatch_bytes", "tolerance_bytes"):
+        if key in check:
+            parts.append(f"{key}={check[key]}")
+    return " ".join(parts)
+
+
 class Run:
     """Executes the lifecycle for parsed, validated ``args`` (see validator.cli)."""
 
@@ -30,6 +39,7 @@ class Run:
         self.wandb = None
         self.jsonl = None
         self.failed_checks: list[str] = []
+        self.failed_details: list[str] = []
         self.assert_failed = False
         self.knobs: dict = {}
         self.engine_info: dict = {}
@@ -51,9 +61,13 @@ class Run:
             info = dict(info or {})
             info["quiesce_s"] = round(self.session.quiesce(), 3)
         ph = self.writer.phase(name, self.session, info, check_fn=check_fn)
+        # no host moves on (node rank 0 to its next generate, whose batch the followers' schedulers
+        # would then run) until every host has measured this phase
+        self._sync(f"{name}/measured")
         for c in ph["checks"]:
             if not c["ok"]:
                 self.failed_checks.append(f"{name}:{c['name']}")
+                self.failed_details.append(_check_detail(name, c, self.args.node_rank))
         return ph
 
     def _gen(self, sampling: dict) -> dict:
@@ -277,6 +291,8 @@ class Run:
             return 1
         if a.strict and self.failed_checks:
             _err(f"{len(self.failed_checks)} check(s) failed: {', '.join(self.failed_checks)}")
+            for line in self.failed_details:
+                print(f"hbmvalidate:   {line}", file=sys.stderr, flush=True)
             return 1
         return 0
 
