@@ -11,13 +11,26 @@ Two sources for a device's bytes in use:
 
 Components (params, KV, ...) are measured the same way on both sources: the sum of the
 addressable shard bytes of a given list of arrays, per device.
+
+A snapshot is a settled reading: Python's cyclic garbage is collected first (an unreachable
+array still holds its buffer, and ``jax.live_arrays()`` still lists it, until the collector
+runs), then the devices are read until two readings in a row agree (at most
+``SETTLE_READS``, ``SETTLE_WAIT_S`` apart), so a scalar the engine's threads create and drop in
+the moment of reading does not land in one phase and not the next. ``settle_reads`` says how
+many readings it took; a snapshot that never settled keeps the last one and says so.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
+
+#: Readings a snapshot takes at most while waiting for two in a row to agree, and the wait between.
+SETTLE_READS = 5
+SETTLE_WAIT_S = 0.05
 
 STATS_FIELDS = ("bytes_in_use", "peak_bytes_in_use", "bytes_limit", "largest_free_block_bytes")
 
@@ -68,6 +81,8 @@ class MemorySnapshot:
             "bytes_in_use_sum": self.bytes_in_use_sum,
             "peak_bytes_in_use_max": self.peak_bytes_in_use_max,
             "process_rss_bytes": self.process_rss_bytes,
+            **({"settle_reads": self.extra["settle_reads"], "settled": self.extra["settled"]}
+               if "settle_reads" in self.extra else {}),
         }
 
 
@@ -149,8 +164,28 @@ def arrays_bytes_per_device(arrays: Iterable, devices: Sequence) -> list[int]:
     return out
 
 
-def snapshot(devices: Sequence | None = None) -> MemorySnapshot:
-    """Read every local device now. Uses memory_stats where all devices have them."""
+def snapshot(devices: Sequence | None = None, settle: bool = True) -> MemorySnapshot:
+    """A settled reading of every local device (see the module docstring); ``settle=False``: one
+    reading, no garbage collection. Uses memory_stats where all devices have them."""
+    if not settle:
+        return _read(devices)
+    gc.collect()
+    snap = _read(devices)
+    reads, settled = 1, False
+    while reads < SETTLE_READS:
+        time.sleep(SETTLE_WAIT_S)
+        again = _read(devices)
+        reads += 1
+        if again.bytes_in_use == snap.bytes_in_use:
+            settled = True
+            break
+        snap = again
+    snap.extra.update(settle_reads=reads, settled=settled)
+    return snap
+
+
+def _read(devices: Sequence | None) -> MemorySnapshot:
+    """One reading of every local device."""
     import jax
 
     all_devices = jax.devices()

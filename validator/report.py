@@ -147,7 +147,9 @@ def _delta(obj: dict) -> dict:
 
 #: Bytes per device a change check lets the device total drift by: the engine's own scalars (a
 #: sampling step counter, a follower host's copy of the last batch's flags) come and go with its
-#: threads' timing. Seen: 4 B on the second host of the two-process CPU run.
+#: threads' timing. Seen: 4 B on the second host of the two-process CPU run. (A follower's whole
+#: forward batch, 10 KB, once landed in a reading too; the barrier after each measurement in
+#: ``validator.run`` closes that race rather than this tolerance.)
 CHANGE_TOLERANCE_BYTES = 64
 
 
