@@ -15,7 +15,11 @@ The grid takes ~30-40 min cold on a 2-core machine; run it in the background:
 
     .venv/bin/python bench/compile_vs_analytic.py --md bench/compile_vs_analytic.md > /tmp/grid.log 2>&1 &
 
-Options: ``--only N,M`` (grid rows), ``--no-breakdown``, ``--json PATH``, ``--md PATH``.
+Options: ``--only N,M`` (grid rows), ``--no-breakdown``, ``--json PATH``, ``--md PATH``,
+``--records [PATH]``: merge the rows' XLA figures into the compiled-step records
+(``calibrations/compiled/training_steps.json``) and re-derive the error bands the planner prints
+(:mod:`planner.step_accuracy`); ``--only '' --records`` re-derives the bands alone, after a change
+to the step model.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.compile import compile_config, config_key, run_compile  # noqa: E402
 from planner.plan import make_plan  # noqa: E402
+from planner import step_accuracy  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
 from planner.training import unpredicted_step_reason  # noqa: E402
 from planner.units import GiB  # noqa: E402
@@ -259,10 +264,15 @@ HELD_OUT = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 87}) | (
             | (frozenset(range(147, 155)) - {151, 152}) | frozenset(range(155, 163)))
 
 
-def request(row) -> PlanRequest:
+def request_fields(row) -> dict:
+    """The PlanRequest fields of a grid row (as stored in the compiled-step records)."""
     tpu, model, mb, accum, prompt, gen, opt, remat, extra = row
-    return PlanRequest(tpu=tpu, model=model, workload="train", bs=mb * accum, micro_bs=mb, prompt_len=prompt,
-                       len=gen, optimizer=opt, remat=remat, **extra)
+    return {"tpu": tpu, "model": model, "workload": "train", "bs": mb * accum, "micro_bs": mb,
+            "prompt_len": prompt, "len": gen, "optimizer": opt, "remat": remat, **extra}
+
+
+def request(row) -> PlanRequest:
+    return PlanRequest(**request_fields(row))
 
 
 def label(row) -> str:
@@ -754,6 +764,32 @@ def addendum(recs: list[dict], title: str) -> str:
                       + ["", "Over these rows only:", ""] + summary_lines(recs)) + "\n"
 
 
+def update_records(recs: list[dict], path) -> Path:
+    """Merge compiled rows into the records file (atomically) and re-derive every band.
+
+    A row already on file is replaced by its new compile; every step's ``held_out`` and request
+    follow ``GRID`` and ``HELD_OUT`` as they stand."""
+    from importlib import metadata
+
+    p = Path(path)
+    steps = {s.id: s for s in step_accuracy.load(p)[0]} if p.is_file() else {}
+    for r in recs:
+        if r.get("xla_temp") is None:
+            continue
+        steps[r["row"]] = step_accuracy.CompiledStep(r["row"], {}, False, r["xla_temp"], round(r["xla_temp"] / GiB, 3),
+                                                     round(r["xla_peak"] / GiB, 3), bool(r.get("xla_oom")))
+    steps = {i: s._replace(request=request_fields(GRID[i]), held_out=i in HELD_OUT) for i, s in steps.items()}
+    bands = step_accuracy.compute_bands(step_accuracy.evaluate(steps.values()))
+    versions = {}
+    for dist in ("jax", "libtpu"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    doc = step_accuracy.to_document(list(steps.values()), bands, versions)
+    return step_accuracy.write_atomic(doc, p)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=None, help="comma-separated grid rows (default all)")
@@ -761,6 +797,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="write per-config records here")
     ap.add_argument("--md", default=None, help="write the markdown table here")
     ap.add_argument("--list", action="store_true", help="list the grid and exit")
+    ap.add_argument("--records", default=None, metavar="PATH", nargs="?", const=str(step_accuracy.SHIPPED_PATH),
+                    help="merge these rows' XLA figures into the compiled-step records and re-derive the planner's "
+                         "error bands with today's model (default file: calibrations/compiled/training_steps.json; "
+                         "with --only '' only the bands are re-derived)")
     ap.add_argument("--addendum", default=None, metavar="TITLE",
                     help="append these rows to --md as a section with this title instead of rewriting it")
     args = ap.parse_args(argv)
@@ -768,7 +808,10 @@ def main(argv=None) -> int:
         for i, row in enumerate(GRID):
             print(i, label(row))
         return 0
-    rows = [int(x) for x in args.only.split(",")] if args.only else list(range(len(GRID)))
+    if args.only is not None and not args.only.strip():
+        rows = []
+    else:
+        rows = [int(x) for x in args.only.split(",")] if args.only else list(range(len(GRID)))
     recs = run(rows, breakdown=not args.no_breakdown, log=sys.stdout)
     print()
     for name, subset, s in summaries(recs):
@@ -776,6 +819,9 @@ def main(argv=None) -> int:
               f"({s['worst_label']})  within 5%: {s['within_5']}, within 15%: {s['within_15']}")
     if args.json:
         Path(args.json).write_text(json.dumps(recs, indent=1))
+    if args.records:
+        path = update_records(recs, args.records)
+        print(f"compiled-step records and bands written to {path}")
     if args.md and args.addendum:
         with open(args.md, "a") as fh:
             fh.write(addendum(recs, args.addendum))

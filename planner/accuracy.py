@@ -49,7 +49,12 @@ def cli_accuracy(argv: list[str]) -> int:
 
     p = _Parser(prog="hbmplan accuracy", description="Leave-one-out error of the planner on stored records.")
     p.add_argument("path", nargs="?", default=None, help="records folder (default: calibrations/)")
+    p.add_argument("--steps", action="store_true",
+                   help="instead: the training-step estimate's error bands against XLA:TPU compiles "
+                        "(calibrations/compiled/training_steps.json, or the file PATH)")
     args = p.parse_args(argv)
+    if args.steps:
+        return _print_step_bands(args.path)
     folder = args.path or default_calibration_dir()
     records, warnings = load_calibration(folder)
     for w in warnings:
@@ -76,3 +81,30 @@ def cli_accuracy(argv: list[str]) -> int:
               + (f"; calibrated (leave-one-out) {100 * statistics.median(cal):.2f}% over {len(cal)}" if cal else
                  "; calibrated: n/a (no other matching record for any phase)"))
     return 0
+
+
+def _print_step_bands(path) -> int:
+    """The step estimate's error bands, one line per regime with compiles, as the plans use them."""
+    from planner import step_accuracy as sa
+
+    p = path or sa.default_path()
+    steps, bands = sa.load(p)
+    print(f"{len(steps)} compiled training steps in {p} (jax {', libtpu '.join(str(v) for v in _versions(p))}); "
+          "error = (analytic step temp − XLA temp) / XLA temp")
+    print(f"plans use the first band of their regime with at least {sa.MIN_BAND_RECORDS} compiles: "
+          "(slice, remat, phase), then (slice, phase), then (slice)")
+    print("phases: forward_start = the layers' weight all-gathers hoisted to the step's start")
+    print(f"{'regime':44} {'n':>3} {'range':>18} {'median':>7} {'held out: n, median, worst':>28}")
+    for b in bands:
+        held = (f"{b.held_out_n}, {b.held_out_median_abs_pct:.1f}%, {b.held_out_worst_pct:+.1f}%"
+                if b.held_out_n else "0")
+        print(f"{sa.describe(b.regime, short=True):44} {b.n:>3} {f'{b.lo_pct:+.1f}% to {b.hi_pct:+.1f}%':>18} "
+              f"{b.median_abs_pct:>6.1f}% {held:>28}")
+    return 0
+
+
+def _versions(path) -> tuple:
+    import json
+
+    c = json.loads(open(path, encoding="utf-8").read()).get("compiler") or {}
+    return c.get("jax"), c.get("libtpu")

@@ -91,6 +91,7 @@ class Plan(NamedTuple):
     free_at_step_bytes: int | None = None
     notes: tuple[str, ...] = ()
     calibration: object | None = None  # planner.calibration.Residual
+    step_band: object | None = None  # planner.step_accuracy.Band: the step estimate's error against XLA
 
     @property
     def uncalibrated_total_bytes(self) -> int:
@@ -279,6 +280,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         return plan
 
     # training and co-located RL (imported here: the infer path stays light)
+    from planner import step_accuracy
     from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, train_shape,
                                    training_memory, unpredicted_step_reason)
 
@@ -290,21 +292,20 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     resident = list(train.resident)
     need = train.step_temp_bytes
     gen = slc.generation.name
-    if gen in ("v5e", "v6e"):
-        notes.append(f"step estimate on {gen}: whether XLA hoists the weight all-gathers there is fitted on a few "
-                     "compiles; held-out v5e/v6e compiles outside the flagged settings were off by -31% to +19% (32 "
-                     "compiles; flagged ones by -79% to +574%) (bench/compile_vs_analytic.md); check it with --compile")
-    elif gen == "v4" and slc.num_devices >= 8:
+    unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
+    regime = step_accuracy.regime(gen, slc.num_devices, req.remat, train)
+    band = None if unpredicted else step_accuracy.lookup(regime)
+    if gen == "v4" and slc.num_devices >= 8:
         notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
                      "all-gather (under the dots policy only where the resident state is at least 2.5x the saved "
                      "activations); where it hoists, v4-16 kept fewer for 4B-7B models (about 80% for Qwen2.5-7B at "
-                     "1024 tokens/device) and more than every layer's gathers for Qwen2.5-1.5B with full remat "
-                     "(21 compiles: -17.5% to +27%; the 14 with dots -12% to +25%; bench/compile_vs_analytic.md); "
-                     "check it with --compile")
-    elif gen != "v4":
-        notes.append(f"step estimate on {gen}: no {gen} compile was used to fit the step model, which assumes "
-                     "v4's behaviour; check it with --compile")
-    unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
+                     "1024 tokens/device) and more than every layer's gathers for Qwen2.5-1.5B with full remat")
+    if band is not None:
+        notes.append(step_accuracy.band_note(band))
+    elif not unpredicted:
+        notes.append(f"step estimate: no {step_accuracy.MIN_BAND_RECORDS} compiles of such a step "
+                     f"({step_accuracy.describe(regime)}) are on record to say how close it is; the step model was "
+                     "fitted on v4, v5e and v6e compiles; check it with --compile")
     if unpredicted:
         notes.append(unpredicted)
     near_line = hoisting_line_note(train)
@@ -354,5 +355,6 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "0.9% headroom estimated, compile OOM with 9.90 GiB of temp; row 106: v4, 3.2%, compiled "
                      "with 9.55 GiB, 12% above the estimate); check it with --compile")
     plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, training=train,
-                step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res)
+                step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res,
+                step_band=band)
     return plan

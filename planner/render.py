@@ -138,6 +138,7 @@ def plan_to_json(plan: Plan, suggestions=()) -> dict:
             "micro_batch": t.shape.micro_batch,
             "grad_accum": t.shape.grad_accum,
             "tokens_per_device": t.shape.tokens_per_device,
+            "step_accuracy": None if plan.step_band is None else plan.step_band.to_json(),
             "mesh": {"dp": t.mesh.dp, "fsdp": t.mesh.fsdp, "tp": t.mesh.tp},
         }
     return doc

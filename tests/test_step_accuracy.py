@@ -1,0 +1,161 @@
+"""The compiled-step records (calibrations/compiled/training_steps.json) and the error bands the
+planner prints from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from planner import step_accuracy as sa
+from planner.errors import PlanError
+from planner.plan import make_plan
+from planner.request import PlanRequest
+from planner.units import GiB
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train(tpu, model, micro_bs, bs, **kw):
+    return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", micro_bs=micro_bs, bs=bs, **kw))
+
+
+def _note(plan, start="step estimate against XLA:TPU"):
+    found = [n for n in plan.notes if n.startswith(start)]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def test_shipped_bands_are_todays_model_on_the_records():
+    """A change to the step model that is not followed by `bench/compile_vs_analytic.py --only '' --records`
+    fails here instead of printing stale bands."""
+    steps, bands = sa.load(sa.SHIPPED_PATH)
+    assert sa.compute_bands(sa.evaluate(steps)) == bands
+
+
+def test_records_hold_the_compiled_figures():
+    steps, _ = sa.load(sa.SHIPPED_PATH)
+    by_id = {s.id: s for s in steps}
+    assert sorted(by_id) == list(range(len(steps))) and len(steps) >= 163
+    # bench row 30 is the design card's step with --micro-bs 4: XLA's temp is the 7.82G the seed's
+    # jit_training_step tried to reserve
+    card = by_id[30]
+    assert card.request == {"tpu": "v4-8", "model": "Qwen2.5-7B", "workload": "train", "bs": 32, "micro_bs": 4,
+                            "prompt_len": 512, "len": 1024, "optimizer": "lion", "remat": "dots"}
+    assert card.temp_bytes == 8_359_301_120 and card.temp_gib == 7.785
+    assert abs(card.temp_bytes / GiB / 7.82 - 1) < 0.005
+    # every exact figure agrees with its three-decimal one
+    assert all(abs(s.temp_bytes / GiB - s.temp_gib) <= 0.0005 for s in steps if s.temp_bytes is not None)
+    assert sum(s.held_out for s in steps) == 56
+
+
+def test_design_card_micro_batch_gets_the_v4_4_chip_hoisted_band():
+    plan = _train("v4-8", "Qwen2.5-7B", 4, 32, prompt_len=512, len=1024)
+    assert sa.regime_of(plan) == ("v4, 4 chips", "dots", "forward_start")
+    note = _note(plan)
+    steps, _ = sa.load(sa.SHIPPED_PATH)
+    # the band's figures, computed here from the records by re-planning each of its compiles
+    errs = []
+    for s in steps:
+        p = make_plan(PlanRequest(**s.request))
+        if sa.regime_of(p) == ("v4, 4 chips", "dots", "forward_start"):
+            errs.append(100 * (p.training.step_temp_bytes - s.xla_temp) / s.xla_temp)
+    assert len(errs) >= sa.MIN_BAND_RECORDS
+    assert f"over {len(errs)} compiles" in note
+    assert f"{min(errs):+.1f}% to {max(errs):+.1f}%" in note
+    assert f"median |error| {statistics.median(abs(e) for e in errs):.1f}%" in note
+    # this very config (row 30) is one of them: +1.85% against XLA's 8,359,301,120 B
+    assert abs(plan.training.step_temp_bytes / 8_359_301_120 - 1.0185) < 0.001
+
+
+def test_small_regimes_fall_back_to_a_coarser_band():
+    bands = sa.compute_bands([(("v4, 4 chips", "dots", "update"), 1.0, False, 0)]
+                             + [(("v4, 4 chips", "full", "update"), e, True, i) for i, e in enumerate([2, -3, 4, 5], 1)]
+                             + [(("v4, 4 chips", "dots", "backward_start"), 9.0, False, 9)])
+    b = sa.band_for(bands, ("v4, 4 chips", "dots", "update"))
+    assert b.regime == ("v4, 4 chips", "*", "update") and b.n == 5
+    assert (b.lo_pct, b.hi_pct, b.median_abs_pct) == (-3.0, 5.0, 3.0)
+    assert (b.held_out_n, b.held_out_median_abs_pct, b.held_out_worst_pct) == (4, 3.5, 5.0)
+    b = sa.band_for(bands, ("v4, 4 chips", "dots", "backward_start"))
+    assert b.regime == ("v4, 4 chips", "*", "*") and b.n == 6 and b.hi_pct == 9.0
+    assert sa.band_for(bands, ("v5e", "dots", "update")) is None
+
+
+def test_generation_without_compiles_says_so():
+    note = _note(_train("v5p-8", "Qwen2.5-1.5B", 8, 16), "step estimate: no 5 compiles")
+    assert note and "v5p" in note and "--compile" in note
+
+
+def test_flagged_plan_prints_its_flag_not_a_band():
+    plan = _train("v6e-8", "Llama-3.2-3B", 8, 16, optimizer="adafactor", remat="full")
+    assert _note(plan) is None
+    assert any(n.startswith("adafactor on v6e") for n in plan.notes)
+
+
+def test_v4_16_note_keeps_the_hoisting_caveat_beside_its_band():
+    plan = _train("v4-16", "Qwen3-4B", 8, 16, remat="full")
+    assert any(n.startswith("step estimate on v4 slices of 8+ chips") for n in plan.notes)
+    assert "v4, 8+ chips, remat full" in _note(plan)
+
+
+def _doc():
+    return json.loads(sa.SHIPPED_PATH.read_text())
+
+
+@pytest.mark.parametrize("mutate, problem", [
+    (lambda d: d.update(schema="hbmplan.compiled_steps/0"), "schema"),
+    (lambda d: d["steps"][0]["xla"].update(temp_gib=-1), "steps[0].xla.temp_gib must be a positive number"),
+    (lambda d: d["steps"][1]["request"].update(color="red"), "steps[1].request must hold"),
+    (lambda d: d["steps"][2].pop("held_out"), "steps[2] lacks 'held_out'"),
+    (lambda d: d["steps"].append(dict(d["steps"][0])), "duplicate step ids"),
+])
+def test_malformed_records_are_refused_in_one_line(tmp_path, mutate, problem):
+    doc = _doc()
+    mutate(doc)
+    with pytest.raises(PlanError, match=problem.replace("[", r"\[").replace("]", r"\]").replace("|", r"\|")):
+        sa.parse(doc, "x.json")
+    # nothing is half-written: the writer validates first and leaves no file behind
+    target = tmp_path / "steps.json"
+    with pytest.raises(PlanError):
+        sa.write_atomic(doc, target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_names_a_bad_records_file_and_exits_2(tmp_path):
+    bad = tmp_path / "steps.json"
+    bad.write_text("{not json")
+    env = {**os.environ, "HBMPLAN_COMPILED_STEPS": str(bad)}
+    r = subprocess.run([sys.executable, "-m", "planner.cli", "--tpu", "v4-8", "--model", "Qwen2.5-1.5B",
+                        "--workload", "train", "--bs", "16", "--micro-bs", "8"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and "unreadable" in lines[0]
+
+
+def test_write_atomic_round_trips(tmp_path):
+    steps, bands = sa.load(sa.SHIPPED_PATH)
+    path = sa.write_atomic(sa.to_document(steps, bands, {"jax": "0.8.1", "libtpu": "0.0.30"}), tmp_path / "a" / "s.json")
+    assert sa.load(path) == (steps, bands)
+    assert [p.name for p in path.parent.iterdir()] == ["s.json"]
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_accuracy_steps_lists_every_band(capsys):
+    from planner.cli import main
+
+    assert main(["accuracy", "--steps"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    steps, bands = sa.load(sa.SHIPPED_PATH)
+    assert out[0].startswith(f"{len(steps)} compiled training steps")
+    rows = [l for l in out if l.startswith(("v4", "v5e", "v6e"))]
+    assert len(rows) == len(bands)
+    # the four slice classes add up to every compile the step model predicts (flagged ones left out)
+    top = {b.regime[0]: b.n for b in bands if b.regime[1:] == ("*", "*")}
+    assert set(top) == {"v4, 4 chips", "v4, 8+ chips", "v5e", "v6e"}
+    assert sum(top.values()) == len(sa.evaluate(steps)) == 137
