@@ -688,9 +688,11 @@ NOTES = """
   v6e with tp > 1 takes v4's constant, unchecked). The dots hoisting line rests on 46
   compiles where it changes the step, and within 15% of it XLA went both ways; the other phase rules on a
   handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes, for
-  every v5e/v6e training plan (with the held-out range), for v4 slices of 8+ chips, near the
-  hoisting line (both outcomes), and for the flagged settings (adafactor on v6e, full remat with
-  grad_accum 1 on v5e/v6e, low resident state on v6e, gathers above half of the HBM limit).
+  v4 slices of 8+ chips, near the hoisting line (both outcomes), and for the flagged settings
+  (adafactor on v6e, full remat with grad_accum 1 on v5e/v6e, low resident state on v6e, gathers
+  above half of the HBM limit). Every other training plan prints the error band of the compiles
+  of its regime (slice class, remat policy, peak phase), derived from the records in
+  `calibrations/compiled/training_steps.json` with today's model (`--records`).
 """
 
 
