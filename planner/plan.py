@@ -354,6 +354,10 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "scheduler keeps free; there the estimate has missed both ways (bench row 100: v5e, "
                      "0.9% headroom estimated, compile OOM with 9.90 GiB of temp; row 106: v4, 3.2%, compiled "
                      "with 9.55 GiB, 12% above the estimate); check it with --compile")
+    if verdict in ("fits", "oom"):
+        flip = step_accuracy.verdict_note(band, need, free)
+        if flip:
+            notes.append(flip)
     plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, training=train,
                 step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res,
                 step_band=band)

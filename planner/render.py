@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from planner import step_accuracy
 from planner.plan import Plan
 from planner.units import fmt_gib, gib
 
@@ -138,7 +139,9 @@ def plan_to_json(plan: Plan, suggestions=()) -> dict:
             "micro_batch": t.shape.micro_batch,
             "grad_accum": t.shape.grad_accum,
             "tokens_per_device": t.shape.tokens_per_device,
-            "step_accuracy": None if plan.step_band is None else plan.step_band.to_json(),
+            "step_accuracy": None if plan.step_band is None else {
+                **plan.step_band.to_json(),
+                "need_range_bytes": list(step_accuracy.need_range(plan.step_band, plan.step_need_bytes))},
             "mesh": {"dp": t.mesh.dp, "fsdp": t.mesh.fsdp, "tp": t.mesh.tp},
         }
     return doc

@@ -212,6 +212,34 @@ def band_note(band: Band) -> str:
             f"{held}; calibrations/compiled/training_steps.json); check it with --compile")
 
 
+def need_range(band: Band, need_bytes: int) -> tuple[int, int]:
+    """(least, most) bytes XLA would need if this estimate erred as far as the band's ends did.
+
+    An error of e % means XLA needed ``estimate / (1 + e/100)``: the band's most positive error
+    gives the least, its most negative the most. Ends on the estimate's side of zero leave it."""
+    least = int(need_bytes / (1 + band.hi_pct / 100)) if band.hi_pct > 0 else need_bytes
+    most = int(need_bytes / (1 + band.lo_pct / 100)) if band.lo_pct < 0 else need_bytes
+    return least, most
+
+
+def verdict_note(band: Band | None, need_bytes: int, free_bytes: int) -> str | None:
+    """A note where the band's range would flip the verdict (fits ↔ oom), else None."""
+    if band is None:
+        return None
+    from planner.units import fmt_gib
+
+    least, most = need_range(band, need_bytes)
+    if need_bytes <= free_bytes < most:
+        return (f"the fit is inside the estimate's band: had it erred as far as the worst of those compiles "
+                f"({band.lo_pct:+.1f}%), jit_training_step would need {fmt_gib(most)}, more than the "
+                f"{fmt_gib(free_bytes)} free; check it with --compile")
+    if least <= free_bytes < need_bytes:
+        return (f"the oom is inside the estimate's band: had it erred as far as the most generous of those "
+                f"compiles ({band.hi_pct:+.1f}%), jit_training_step would need {fmt_gib(least)}, within the "
+                f"{fmt_gib(max(free_bytes, 0))} free; check it with --compile")
+    return None
+
+
 # -- the file -------------------------------------------------------------------------------------
 
 

@@ -159,3 +159,27 @@ def test_accuracy_steps_lists_every_band(capsys):
     top = {b.regime[0]: b.n for b in bands if b.regime[1:] == ("*", "*")}
     assert set(top) == {"v4, 4 chips", "v4, 8+ chips", "v5e", "v6e"}
     assert sum(top.values()) == len(sa.evaluate(steps)) == 137
+
+
+def test_need_range_and_verdict_flips_from_a_band():
+    band = sa.Band(("v6e", "dots", "backward_start"), 20, -20.0, 25.0, 5.0, 0, None, None, ())
+    # an error of e % means XLA needed estimate / (1 + e/100)
+    assert sa.need_range(band, 8_000) == (6_400, 10_000)
+    assert sa.verdict_note(band, 8_000, 9_000).startswith("the fit is inside the estimate's band")
+    assert sa.verdict_note(band, 8_000, 7_000).startswith("the oom is inside the estimate's band")
+    assert sa.verdict_note(band, 8_000, 10_000) is None and sa.verdict_note(band, 8_000, 6_000) is None
+    one_sided = band._replace(lo_pct=1.0, hi_pct=4.0)
+    assert sa.need_range(one_sided, 8_000) == (7_692, 8_000)
+
+
+def test_a_fit_inside_the_band_is_called_out_where_xla_ran_out():
+    """Bench row 106 (v4-8 Qwen2.5-7B, micro-batch 8, lion, dots): the estimate fits, 0.97 GiB under the
+    free bytes, but XLA compiled a temp above them; the plan says the fit is inside its band."""
+    plan = _train("v4-8", "Qwen2.5-7B", 8, 16, prompt_len=512, len=512)
+    steps, _ = sa.load(sa.SHIPPED_PATH)
+    row = next(s for s in steps if s.id == 106)
+    assert PlanRequest(**row.request) == plan.request
+    assert plan.verdict == "fits" and plan.step_need_bytes < plan.free_at_step_bytes < row.xla_temp
+    note = next(n for n in plan.notes if n.startswith("the fit is inside the estimate's band"))
+    least, most = sa.need_range(plan.step_band, plan.step_need_bytes)
+    assert most >= row.xla_temp * 0.999 and f"{most / GiB:.2f} GiB" in note
