@@ -19,7 +19,8 @@ Options: ``--only N,M`` (grid rows), ``--no-breakdown``, ``--json PATH``, ``--md
 ``--records [PATH]``: merge the rows' XLA figures into the compiled-step records
 (``calibrations/compiled/training_steps.json``) and re-derive the error bands the planner prints
 (:mod:`planner.step_accuracy`); ``--only '' --records`` re-derives the bands alone, after a change
-to the step model.
+to the step model. The TUI's design-card snapshot shows that plan's band: refresh it after a
+change of bands (``pytest tests/test_tui.py::test_snapshot_plan_design_card --snapshot-update``).
 """
 
 from __future__ import annotations
