@@ -14,7 +14,9 @@ error bands the planner prints beside a step estimate:
 * records whose plan is flagged as unpredicted (:func:`planner.training.unpredicted_step_reason`)
   are left out: their plans print their own note;
 * a plan gets the band of the most specific regime with at least :data:`MIN_BAND_RECORDS`
-  records: (slice class, remat, phase), else (slice class, phase), else (slice class).
+  records: (slice class, remat, phase), else (slice class, phase), else (slice class);
+* where the band's ends would flip the plan's verdict (fits ↔ oom), the plan says so with the
+  bytes XLA would need there (:func:`verdict_note`, :func:`need_range`).
 
 The bands are stored in the file (the planner reads them in about a millisecond) and a test
 re-derives them from the records with today's step model, so a model change that is not followed
