@@ -94,11 +94,11 @@ def _print_step_bands(path) -> int:
     print(f"plans use the first band of their regime with at least {sa.MIN_BAND_RECORDS} compiles: "
           "(slice, remat, phase), then (slice, phase), then (slice)")
     print("phases: forward_start = the layers' weight all-gathers hoisted to the step's start")
-    print(f"{'regime':44} {'n':>3} {'range':>18} {'median':>7} {'held out: n, median, worst':>28}")
+    print(f"{'regime':52} {'n':>3} {'range':>18} {'median':>7} {'held out: n, median, worst':>28}")
     for b in bands:
         held = (f"{b.held_out_n}, {b.held_out_median_abs_pct:.1f}%, {b.held_out_worst_pct:+.1f}%"
                 if b.held_out_n else "0")
-        print(f"{sa.describe(b.regime, short=True):44} {b.n:>3} {f'{b.lo_pct:+.1f}% to {b.hi_pct:+.1f}%':>18} "
+        print(f"{sa.describe(b.regime, short=True):52} {b.n:>3} {f'{b.lo_pct:+.1f}% to {b.hi_pct:+.1f}%':>18} "
               f"{b.median_abs_pct:>6.1f}% {held:>28}")
     return 0
 

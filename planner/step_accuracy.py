@@ -10,7 +10,8 @@ error bands the planner prints beside a step estimate:
   estimate is above XLA's);
 * records are grouped by regime: the slice class (``v4, 4 chips``, ``v4, 8+ chips``, ``v5e``,
   ``v6e``), the remat policy and the estimate's peak phase (``forward_start``: the layers' weight
-  all-gathers hoisted; ``backward_start``; ``update``);
+  all-gathers hoisted; ``forward_start_windowed``: hoisted as windowed-einsum rings;
+  ``backward_start``; ``update``);
 * records whose plan is flagged as unpredicted (:func:`planner.training.unpredicted_step_reason`)
   are left out: their plans print their own note;
 * a plan gets the band of the most specific regime with at least :data:`MIN_BAND_RECORDS`
@@ -58,6 +59,8 @@ class CompiledStep(NamedTuple):
       temp_gib: the same, in GiB to three decimals (always present).
       peak_gib: XLA's argument + output − alias + temp, GiB to three decimals.
       oom: the compile ran out of memory (the figures are parsed from its message).
+      ring_bytes_at_peak: bytes of windowed-einsum ring buffers (``AllocateBuffer`` custom-calls)
+        live at XLA's peak, from its buffer assignment; None where the breakdown was not kept.
     """
 
     id: int
@@ -67,6 +70,7 @@ class CompiledStep(NamedTuple):
     temp_gib: float
     peak_gib: float
     oom: bool = False
+    ring_bytes_at_peak: int | None = None
 
     @property
     def xla_temp(self) -> float:
@@ -76,7 +80,7 @@ class CompiledStep(NamedTuple):
     def to_json(self) -> dict:
         return {"id": self.id, "request": self.request, "held_out": self.held_out,
                 "xla": {"temp_bytes": self.temp_bytes, "temp_gib": self.temp_gib, "peak_gib": self.peak_gib,
-                        "oom": self.oom}}
+                        "oom": self.oom, "ring_bytes_at_peak": self.ring_bytes_at_peak}}
 
 
 class Band(NamedTuple):
@@ -124,10 +128,18 @@ def slice_class(generation: str, num_devices: int) -> str:
 
 
 def regime(generation: str, num_devices: int, remat: str, train) -> tuple[str, str, str] | None:
-    """(slice class, remat, peak phase) of a training step (``TrainingMemory``); None without one."""
+    """(slice class, remat, peak phase) of a training step (``TrainingMemory``); None without one.
+
+    A ``forward_start`` peak whose all-gathers XLA is expected to run as windowed-einsum rings
+    (:func:`planner.training.windowed_einsum_expected`) is its own phase,
+    ``forward_start_windowed``: the rings' buffers are what sits at that peak."""
     if train is None or not train.step:
         return None
-    return slice_class(generation, num_devices), remat, train.step[0].inputs["peak_phase"]
+    inputs = train.step[0].inputs
+    phase = inputs["peak_phase"]
+    if phase == "forward_start" and inputs.get("windowed_einsum"):
+        phase = "forward_start_windowed"
+    return slice_class(generation, num_devices), remat, phase
 
 
 def regime_of(plan) -> tuple[str, str, str] | None:
@@ -188,6 +200,8 @@ def band_for(bands: Iterable[Band], regime: tuple[str, str, str]) -> Band | None
 
 
 _PHASE_WORDS = {"forward_start": "the layers' weight all-gathers hoisted, peak at the forward's start",
+                "forward_start_windowed": "the layers' weight all-gathers hoisted as windowed-einsum rings, "
+                                          "peak at the forward's start",
                 "backward_start": "peak at the backward's start", "update": "peak at the optimizer update"}
 
 
@@ -267,7 +281,11 @@ def _parse_step(path, i: int, obj) -> CompiledStep:
     for name, v in (("temp_gib", temp_gib), ("peak_gib", peak_gib)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
             raise _fail(path, f"steps[{i}].xla.{name} must be a positive number, got {v!r}")
-    return CompiledStep(rid, dict(req), held, temp_bytes, float(temp_gib), float(peak_gib), bool(xla.get("oom", False)))
+    ring = xla.get("ring_bytes_at_peak")
+    if ring is not None and (isinstance(ring, bool) or not isinstance(ring, int) or ring < 0):
+        raise _fail(path, f"steps[{i}].xla.ring_bytes_at_peak must be a non-negative int or null, got {ring!r}")
+    return CompiledStep(rid, dict(req), held, temp_bytes, float(temp_gib), float(peak_gib), bool(xla.get("oom", False)),
+                        ring)
 
 
 def _parse_band(path, i: int, obj) -> Band:

@@ -320,6 +320,26 @@ _HOISTS_TIED_HEAD = frozenset({"v5e"})
 #: (V·H/tp, bf16, before its reduce-scatter) is live: on v4 this sub-phase set the need of a small
 #: micro-batch (512 tokens/device, H 768: the test grid's tiny Llama on v4-16, 17.7% under before)
 #: and of none of the bench's v4 configs. v5e/v6e (None) are fitted as a whole by the factors above.
+#: XLA:TPU ran the fsdp all-gather + matmul as a windowed-einsum ring (collective-permutes into an
+#: ``AllocateBuffer`` custom-call) where the fsdp ring spans 8+ chips and a micro-batch holds at least
+#: this many tokens per device. Observed in every one of the 13 compiles whose peak holds the hoisted
+#: gathers and that cross the line (bench rows 118, 121, 130, 133, 141, 142, 147, 151-153, 158, 171,
+#: 173), and in none below it (v6e at 768-1024 tokens: rows 122, 123, 148, 150, 160, 167, 170, 172;
+#: v5e at 512: 159; v4-16 at 512: 140) nor on 4-chip rings (v4-8 up to 4096 tokens, v5e-4, v6e-4
+#: up to 2048). The lines sit at the smallest count seen windowed (above the largest seen plain):
+#: v4 1024 (512), v5e 768 (512), v6e 1536 (1024). The rings' buffers held 0.79-1.41x every layer's
+#: gathered weights at the peak (plain all-gathers: 1.00x), so where they are expected the step
+#: estimate (1.00x) is less certain; the plan's error band says by how much.
+WINDOWED_EINSUM_MIN_TOKENS = {"v4": 1024, "v5e": 768, "v6e": 1536}
+WINDOWED_EINSUM_MIN_FSDP = 8
+
+
+def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int) -> bool:
+    """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings."""
+    line = WINDOWED_EINSUM_MIN_TOKENS.get(generation or "")
+    return line is not None and fsdp >= WINDOWED_EINSUM_MIN_FSDP and tokens_per_device >= line
+
+
 _HEAD_GRAD_EXTRA_BYTES = {"v4": 2.0, "v5e": None, "v6e": None}
 _HEAD_GRAD_EXTRA_DEFAULT = 2.0
 
@@ -506,6 +526,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_limited": hoist_limited,
               "outcomes": outcomes, "hoisting_line": hoisting_line,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
+              "windowed_einsum": windowed_einsum_expected(generation, fsdp, tok),
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
     if peak == "forward_start":
         capped = prefetch < prefetch_want

@@ -114,6 +114,7 @@ def _doc():
     (lambda d: d["steps"][1]["request"].update(color="red"), "steps[1].request must hold"),
     (lambda d: d["steps"][2].pop("held_out"), "steps[2] lacks 'held_out'"),
     (lambda d: d["steps"].append(dict(d["steps"][0])), "duplicate step ids"),
+    (lambda d: d["steps"][3]["xla"].update(ring_bytes_at_peak=-5), "steps[3].xla.ring_bytes_at_peak must be"),
 ])
 def test_malformed_records_are_refused_in_one_line(tmp_path, mutate, problem):
     doc = _doc()
@@ -185,3 +186,27 @@ def test_a_fit_inside_the_band_is_called_out_where_xla_ran_out():
     note = next(n for n in plan.notes if n.startswith("the fit is inside the estimate's band"))
     least, most = sa.need_range(plan.step_band, plan.step_need_bytes)
     assert most >= row.xla_temp * 0.999 and f"{most / GiB:.2f} GiB" in note
+
+
+def test_windowed_einsum_line_against_the_compiles_ring_buffers():
+    """Every compile whose peak holds windowed-einsum ring buffers (AllocateBuffer custom-calls) is
+    on the windowed side of the line; on v6e-8 the same Qwen3 steps at 1024 tokens/device ran plain
+    all-gathers and at 1536 rings (bench rows 167/172 and 171/173)."""
+    from planner.training import windowed_einsum_expected
+
+    steps, _ = sa.load(sa.SHIPPED_PATH)
+    by_id = {s.id: s for s in steps}
+    rings = [s for s in steps if s.ring_bytes_at_peak]
+    assert len(rings) >= 14
+    for s in rings:
+        t = make_plan(PlanRequest(**s.request)).training
+        assert t.step[0].inputs["windowed_einsum"], s.id
+    for rid, windowed in ((167, False), (172, False), (171, True), (173, True)):
+        s = by_id[rid]
+        plan = make_plan(PlanRequest(**s.request))
+        assert plan.training.shape.tokens_per_device == (1536 if windowed else 1024)
+        assert (s.ring_bytes_at_peak > 0) is windowed
+        assert sa.regime_of(plan)[2] == ("forward_start_windowed" if windowed else "forward_start")
+    assert not windowed_einsum_expected("v6e", 4, 4096)  # 4-chip rings never ran windowed
+    assert windowed_einsum_expected("v5e", 8, 768) and not windowed_einsum_expected("v5e", 8, 512)
+    assert not windowed_einsum_expected("v5p", 8, 8192)  # no compile of it: not predicted
