@@ -93,7 +93,8 @@ def _print_step_bands(path) -> int:
           "error = (analytic step temp − XLA temp) / XLA temp")
     print(f"plans use the first band of their regime with at least {sa.MIN_BAND_RECORDS} compiles: "
           "(slice, remat, phase), then (slice, phase), then (slice)")
-    print("phases: forward_start = the layers' weight all-gathers hoisted to the step's start")
+    print("phases: forward_start = the layers' weight all-gathers hoisted to the step's start; "
+          "forward_start_windowed = hoisted as windowed-einsum rings")
     print(f"{'regime':52} {'n':>3} {'range':>18} {'median':>7} {'held out: n, median, worst':>28}")
     for b in bands:
         held = (f"{b.held_out_n}, {b.held_out_median_abs_pct:.1f}%, {b.held_out_worst_pct:+.1f}%"
