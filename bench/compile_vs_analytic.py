@@ -707,7 +707,7 @@ NOTES = """
   handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes, for
   v4 slices of 8+ chips, near the hoisting line (both outcomes), and for the flagged settings
   (adafactor on v6e, full remat with grad_accum 1 on v5e/v6e, low resident state on v6e, gathers
-  above half of the HBM limit). Every other training plan prints the error band of the compiles
+  above half of the HBM limit, full remat with windowed-einsum rings on v6e). Every other training plan prints the error band of the compiles
   of its regime (slice class, remat policy, peak phase), derived from the records in
   `calibrations/compiled/training_steps.json` with today's model (`--records`).
 """
