@@ -313,12 +313,16 @@ V6E_FULL_REMAT_RINGS_WORST = 1.621
 #: or none of them: Qwen2.5-7B and Llama-3.2-3B none (rows 119, 55, 70), Qwen2.5-3B and Qwen3-1.7B
 #: part (rows 62, 69, 126, 127). There the estimate (all hoisted) is an upper bound; the plan says so.
 LOW_RESIDENT_PER_GATHERS = {"v6e": 0.7}
-#: Generations on which XLA hoisted the tied embedding's all-gather (for the lm_head) with the
-#: layers' (v5e: Llama-3.2-1B, Qwen2.5-3B). On v4 (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B
-#: was the exception, and Qwen3-4B/-1.7B with full remat at grad_accum 4 kept more than all layers'
+#: Where XLA hoisted the tied embedding's all-gather (for the lm_head) with the layers': v5e on
+#: 4-chip rings (Llama-3.2-1B, bench rows 9 and 135: -7.0% and -5.7% with it, -22% and -21% without).
+#: On v5e's 8+ chip rings the peak held plain gathers without it (rows 159 and 178: every layer's
+#: gathers, 1.00x, and no head; +15.5% and +19.5% with it). Of the 13 v5e compiles on 8+ chip rings
+#: whose estimate it changes, leaving it out is closer in 9 (rows 80, 86, 118, 130, 158, 159, 177,
+#: 178, 181) and further in 4 (rows 25, 73, 151, 152: to -10.5%, -17.1%, -14.6%, -5.0%). On v4 (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B was the
+#: exception, and Qwen3-4B/-1.7B with full remat at grad_accum 4 kept more than all layers'
 #: gathers: bench rows 89, 103, not modelled) it kept only the embedding shard's bf16 cast, which
-#: untied models also keep.
-_HOISTS_TIED_HEAD = frozenset({"v5e"})
+#: untied models also keep. Value: the largest fsdp ring (chips) on which the head is hoisted.
+_TIED_HEAD_MAX_FSDP = {"v5e": 4}
 #: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
 #: (V·H/tp, bf16, before its reduce-scatter) is live: on v4 this sub-phase set the need of a small
 #: micro-batch (512 tokens/device, H 768: the test grid's tiny Llama on v4-16, 17.7% under before)
@@ -520,7 +524,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
              or resident_bytes >= min_resident_per_saved * saved_unscaled))
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
-    head_prefetch = head_gathered if spec.tied and generation in _HOISTS_TIED_HEAD else embed_cast
+    head_prefetch = (head_gathered if spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0)
+                     else embed_cast)
     hoisted_want = copies * gathered_layers + head_prefetch  # every layer's gathers (and the head) hoisted
     prefetch_want = hoisted_want if hoists else 0
     prefetch = min(prefetch_want, budget)
@@ -549,7 +554,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "step.fsdp_gather", prefetch,
             "min(copies · L · layer_weights/tp · it_c + head, 0.95 · XLA limit − resident)   "
             "(all-gathers hoisted to the start; copies 2 without remat: the backward's too; head: the "
-            "tied embedding's gather on v5e, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
+            "tied embedding's gather on v5e 4-chip rings, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
             {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": copies,
              "head": head_prefetch, "budget": budget, "capped_by_budget": capped,
              "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
