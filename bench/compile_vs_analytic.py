@@ -831,12 +831,14 @@ def update_records(recs: list[dict], path) -> Path:
                                                      round(r["xla_peak"] / GiB, 3), bool(r.get("xla_oom")), ring)
     steps = {i: s._replace(request=request_fields(GRID[i]), held_out=i in HELD_OUT) for i, s in steps.items()}
     bands = step_accuracy.compute_bands(step_accuracy.evaluate(steps.values()))
-    versions = {}
-    for dist in ("jax", "libtpu"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    # the compiler that made the records: the file's own unless this run compiled rows into it
+    versions = json.loads(p.read_text(encoding="utf-8")).get("compiler", {}) if p.is_file() else {}
+    if any(r.get("xla_temp") is not None for r in recs):
+        for dist in ("jax", "libtpu"):
+            try:
+                versions[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                versions[dist] = None
     doc = step_accuracy.to_document(list(steps.values()), bands, versions)
     return step_accuracy.write_atomic(doc, p)
 
