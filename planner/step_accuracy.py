@@ -318,7 +318,10 @@ def parse(doc, path="<doc>") -> tuple[list[CompiledStep], list[Band]]:
 def load(path: str | os.PathLike | None = None) -> tuple[list[CompiledStep], list[Band]]:
     """Read and validate the file (default :func:`default_path`)."""
     p = Path(path) if path is not None else default_path()
-    st = p.stat()
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise _fail(p, f"no such file ({e.strerror})") from None
     return _load_cached(str(p), st.st_mtime_ns, st.st_size)
 
 

@@ -140,6 +140,15 @@ def test_cli_names_a_bad_records_file_and_exits_2(tmp_path):
     assert len(lines) == 1 and str(bad) in lines[0] and "unreadable" in lines[0]
 
 
+def test_accuracy_steps_names_a_missing_file_and_exits_2(tmp_path, capsys):
+    from planner.cli import main
+
+    missing = tmp_path / "none.json"
+    assert main(["accuracy", "--steps", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0] and "no such file" in err[0]
+
+
 def test_write_atomic_round_trips(tmp_path):
     steps, bands = sa.load(sa.SHIPPED_PATH)
     path = sa.write_atomic(sa.to_document(steps, bands, {"jax": "0.8.1", "libtpu": "0.0.30"}), tmp_path / "a" / "s.json")
