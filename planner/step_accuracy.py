@@ -121,7 +121,8 @@ def default_path() -> Path:
 
 
 def slice_class(generation: str, num_devices: int) -> str:
-    """The slice classes the bands distinguish: v4 by its fsdp ring (4 chips or 8+), else the generation."""
+    """The slice classes the bands distinguish: v4 by its chips (4, or 8 and more: the bench's v4 rows
+    all shard fsdp over every chip), else the generation."""
     if generation == "v4":
         return "v4, 8+ chips" if num_devices >= 8 else "v4, 4 chips"
     return generation
