@@ -318,15 +318,12 @@ LOW_RESIDENT_PER_GATHERS = {"v6e": 0.7}
 #: On v5e's 8+ chip rings the peak held plain gathers without it (rows 159 and 178: every layer's
 #: gathers, 1.00x, and no head; +15.5% and +19.5% with it). Of the 13 v5e compiles on 8+ chip rings
 #: whose estimate it changes, leaving it out is closer in 9 (rows 80, 86, 118, 130, 158, 159, 177,
-#: 178, 181) and further in 4 (rows 25, 73, 151, 152: to -10.5%, -17.1%, -14.6%, -5.0%). On v4 (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B was the
-#: exception, and Qwen3-4B/-1.7B with full remat at grad_accum 4 kept more than all layers'
-#: gathers: bench rows 89, 103, not modelled) it kept only the embedding shard's bf16 cast, which
-#: untied models also keep. Value: the largest fsdp ring (chips) on which the head is hoisted.
+#: 178, 181) and further in 4 (rows 25, 73, 151, 152: to -10.5%, -17.1%, -14.6%, -5.0%). On v4
+#: (6 configs) and v6e (5 Qwen configs; Llama-3.2-3B was the exception, and Qwen3-4B/-1.7B with full
+#: remat at grad_accum 4 kept more than all layers' gathers: bench rows 89, 103, not modelled) it
+#: kept only the embedding shard's bf16 cast, which untied models also keep. Value: the largest fsdp
+#: ring (chips) on which the head is hoisted.
 _TIED_HEAD_MAX_FSDP = {"v5e": 4}
-#: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
-#: (V·H/tp, bf16, before its reduce-scatter) is live: on v4 this sub-phase set the need of a small
-#: micro-batch (512 tokens/device, H 768: the test grid's tiny Llama on v4-16, 17.7% under before)
-#: and of none of the bench's v4 configs. v5e/v6e (None) are fitted as a whole by the factors above.
 #: XLA:TPU ran the fsdp all-gather + matmul as a windowed-einsum ring (collective-permutes into an
 #: ``AllocateBuffer`` custom-call) where the fsdp ring spans 8+ chips and a micro-batch holds at least
 #: this many tokens per device. Observed in every one of the 13 compiles whose peak holds the hoisted
@@ -334,10 +331,11 @@ _TIED_HEAD_MAX_FSDP = {"v5e": 4}
 #: 173), and in none below it (v6e at 768-1024 tokens: rows 122, 123, 148, 150, 160, 167, 170, 172;
 #: v5e at 512: 159; v4-16 at 512: 140) nor on 4-chip rings (v4-8 up to 4096 tokens, v5e-4, v6e-4
 #: up to 2048). Held out after this line (rows 174-181): right in all six compiles whose peak held
-#: the gathers (rings in 174, 177, 179; plain in 176, 178, 180). The lines sit at the smallest count seen windowed (above the largest seen plain):
-#: v4 1024 (512), v5e 768 (512), v6e 1536 (1024). The rings' buffers held 0.79-1.41x every layer's
-#: gathered weights at the peak (plain all-gathers: 1.00x), so where they are expected the step
-#: estimate (1.00x) is less certain; the plan's error band says by how much.
+#: the gathers (rings in 174, 177, 179; plain in 176, 178, 180). The lines sit at the smallest count
+#: seen windowed (above the largest seen plain): v4 1024 (512), v5e 768 (512), v6e 1536 (1024). The
+#: rings' buffers held 0.73-1.41x every layer's gathered weights at the peak (plain all-gathers:
+#: 1.00x), so where they are expected the step estimate (1.00x) is less certain; the plan's error
+#: band says by how much.
 WINDOWED_EINSUM_MIN_TOKENS = {"v4": 1024, "v5e": 768, "v6e": 1536}
 WINDOWED_EINSUM_MIN_FSDP = 8
 
@@ -348,6 +346,10 @@ def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_devic
     return line is not None and fsdp >= WINDOWED_EINSUM_MIN_FSDP and tokens_per_device >= line
 
 
+#: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
+#: (V·H/tp, bf16, before its reduce-scatter) is live: on v4 this sub-phase set the need of a small
+#: micro-batch (512 tokens/device, H 768: the test grid's tiny Llama on v4-16, 17.7% under before)
+#: and of none of the bench's v4 configs. v5e/v6e (None) are fitted as a whole by the factors above.
 _HEAD_GRAD_EXTRA_BYTES = {"v4": 2.0, "v5e": None, "v6e": None}
 _HEAD_GRAD_EXTRA_DEFAULT = 2.0
 
