@@ -89,7 +89,8 @@ def _print_step_bands(path) -> int:
 
     p = path or sa.default_path()
     steps, bands = sa.load(p)
-    print(f"{len(steps)} compiled training steps in {p} (jax {', libtpu '.join(str(v) for v in _versions(p))}); "
+    versions = sa.compiler(p)
+    print(f"{len(steps)} compiled training steps in {p} (jax {versions.get('jax')}, libtpu {versions.get('libtpu')}); "
           "error = (analytic step temp − XLA temp) / XLA temp")
     print(f"plans use the first band of their regime with at least {sa.MIN_BAND_RECORDS} compiles: "
           "(slice, remat, phase), then (slice, phase), then (slice)")
@@ -102,10 +103,3 @@ def _print_step_bands(path) -> int:
         print(f"{sa.describe(b.regime, short=True):52} {b.n:>3} {f'{b.lo_pct:+.1f}% to {b.hi_pct:+.1f}%':>18} "
               f"{b.median_abs_pct:>6.1f}% {held:>28}")
     return 0
-
-
-def _versions(path) -> tuple:
-    import json
-
-    c = json.loads(open(path, encoding="utf-8").read()).get("compiler") or {}
-    return c.get("jax"), c.get("libtpu")

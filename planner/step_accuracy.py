@@ -318,6 +318,16 @@ def parse(doc, path="<doc>") -> tuple[list[CompiledStep], list[Band]]:
 
 def load(path: str | os.PathLike | None = None) -> tuple[list[CompiledStep], list[Band]]:
     """Read and validate the file (default :func:`default_path`)."""
+    steps, bands, _ = _load(path)
+    return steps, bands
+
+
+def compiler(path: str | os.PathLike | None = None) -> dict:
+    """The versions that compiled the records (``{"jax": ..., "libtpu": ...}``), from the same read."""
+    return dict(_load(path)[2])
+
+
+def _load(path) -> tuple[list[CompiledStep], list[Band], dict]:
     p = Path(path) if path is not None else default_path()
     try:
         st = p.stat()
@@ -332,7 +342,8 @@ def _load_cached(path: str, _mtime_ns: int, _size: int):
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _fail(path, f"unreadable ({e})") from None
-    return parse(doc, path)
+    steps, bands = parse(doc, path)
+    return steps, bands, doc.get("compiler") or {}
 
 
 def lookup(key: tuple[str, str, str] | None, path: str | os.PathLike | None = None) -> Band | None:
