@@ -319,8 +319,11 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: the v4 8+ chip dots line; row 121 (seventh) and rows 139-142 (ninth) to the resident-per-saved line
 #: (commit a75c517; rows 143-146 were compiled after it); rows 151 and 152 (tenth) moved v5e's line
 #: from 3.0x to 2.5x; rows 73, 80, 118, 130, 158, 159, 177, 178 and 181 moved v5e's tied-head gather
-#: to 4-chip rings only.
-JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181})
+#: to 4-chip rings only; rows 89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194 and 203 fitted the
+#: windowed-einsum ring model (153 and 203 by their buffer assignment), while rows 78, 162 and 185,
+#: which it does not fit, stay held out.
+JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181,
+                           89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194, 203})
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
 HELD_OUT = HELD_OUT_BATCHES - JOINED_FITTED
 
