@@ -38,7 +38,6 @@ from planner.compile import compile_config, config_key, run_compile  # noqa: E40
 from planner.plan import make_plan  # noqa: E402
 from planner import step_accuracy  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
-from planner.training import unpredicted_step_reason  # noqa: E402
 from planner.units import GiB  # noqa: E402
 
 # (tpu, model, micro_bs, accum, prompt_len, len, optimizer, remat, extra PlanRequest fields)
@@ -424,8 +423,7 @@ def run(rows: list[int], breakdown: bool, log) -> list[dict]:
             "baseline_step": _baseline_step_bytes(plan),
             "step_components": {c.name: c.bytes for c in t.step},
             "phase": t.step[0].inputs["peak_phase"] if t.step else "",
-            "unpredicted": unpredicted_step_reason(plan.slice.generation.name, plan.request.optimizer,
-                                                   plan.request.remat, t) is not None,
+            "unpredicted": plan.step_unpredicted is not None,
         }
         if fig:
             rec.update(xla_temp=fig["temp"], xla_args=fig["args"], xla_peak=fig["peak"], xla_oom=fig["oom"],

@@ -92,6 +92,7 @@ class Plan(NamedTuple):
     notes: tuple[str, ...] = ()
     calibration: object | None = None  # planner.calibration.Residual
     step_band: object | None = None  # planner.step_accuracy.Band: the step estimate's error against XLA
+    step_unpredicted: str | None = None  # why the step model does not predict XLA's schedule (flagged), else None
 
     @property
     def uncalibrated_total_bytes(self) -> int:
@@ -360,5 +361,5 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
             notes.append(flip)
     plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, training=train,
                 step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res,
-                step_band=band)
+                step_band=band, step_unpredicted=unpredicted)
     return plan

@@ -12,7 +12,8 @@ error bands the planner prints beside a step estimate:
   ``v6e``), the remat policy and the estimate's peak phase (``forward_start``: the layers' weight
   all-gathers hoisted; ``forward_start_windowed``: hoisted as windowed-einsum rings;
   ``backward_start``; ``update``);
-* records whose plan is flagged as unpredicted (:func:`planner.training.unpredicted_step_reason`)
+* records whose plan is flagged as unpredicted (``Plan.step_unpredicted``, from
+  :func:`planner.training.unpredicted_step_reason`)
   are left out: their plans print their own note;
 * a plan gets the band of the most specific regime with at least :data:`MIN_BAND_RECORDS`
   records: (slice class, remat, phase), else (slice class, phase), else (slice class);
@@ -174,7 +175,6 @@ def compute_bands(points: Iterable[tuple[tuple[str, str, str], float, bool, int]
 def evaluate(steps: Iterable[CompiledStep], plan_fn: Callable | None = None) -> list[tuple]:
     """(regime, error %, held out, id) of every record today's step model predicts (flagged ones left out)."""
     from planner.request import PlanRequest
-    from planner.training import unpredicted_step_reason
 
     if plan_fn is None:
         from planner.plan import make_plan as plan_fn
@@ -182,7 +182,7 @@ def evaluate(steps: Iterable[CompiledStep], plan_fn: Callable | None = None) -> 
     for s in steps:
         plan = plan_fn(PlanRequest(**s.request))
         t = plan.training
-        if unpredicted_step_reason(plan.slice.generation.name, plan.request.optimizer, plan.request.remat, t):
+        if plan.step_unpredicted:
             continue
         e = 100.0 * (t.step_temp_bytes - s.xla_temp) / s.xla_temp
         points.append((regime_of(plan), e, s.held_out, s.id))
@@ -218,6 +218,12 @@ def describe(regime: tuple[str, str, str], short: bool = False) -> str:
     return ", ".join(parts)
 
 
+def records_label() -> str:
+    """How a note names the records file in use: the shipped one by its repository path, another by its path."""
+    p = default_path()
+    return "calibrations/compiled/training_steps.json" if p == SHIPPED_PATH else str(p)
+
+
 def band_note(band: Band) -> str:
     """The plan note for a band: how far the estimate was from XLA over the compiles of its regime."""
     held = ""
@@ -226,7 +232,7 @@ def band_note(band: Band) -> str:
                 f"worst {band.held_out_worst_pct:+.1f}%")
     return (f"step estimate against XLA:TPU: over {band.n} compiles of such steps ({describe(band.regime)}) it was "
             f"{band.lo_pct:+.1f}% to {band.hi_pct:+.1f}% of XLA's temp (median |error| {band.median_abs_pct:.1f}%"
-            f"{held}; calibrations/compiled/training_steps.json); check it with --compile")
+            f"{held}; {records_label()}); check it with --compile")
 
 
 def need_range(band: Band, need_bytes: int) -> tuple[int, int]:

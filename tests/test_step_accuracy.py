@@ -104,6 +104,16 @@ def test_v4_16_note_keeps_the_hoisting_caveat_beside_its_band():
     assert "v4, 8+ chips, remat full" in _note(plan)
 
 
+def test_band_note_names_the_records_file_in_use(tmp_path, monkeypatch):
+    shipped = _note(_train("v4-8", "Qwen2.5-7B", 4, 32))
+    assert shipped.endswith("calibrations/compiled/training_steps.json); check it with --compile")
+    other = tmp_path / "mine.json"
+    other.write_text(sa.SHIPPED_PATH.read_text())
+    monkeypatch.setenv("HBMPLAN_COMPILED_STEPS", str(other))
+    mine = _note(_train("v4-8", "Qwen2.5-7B", 4, 32))
+    assert mine == shipped.replace("calibrations/compiled/training_steps.json", str(other))
+
+
 def _doc():
     return json.loads(sa.SHIPPED_PATH.read_text())
 
