@@ -736,17 +736,22 @@ NOTES = """
   the rule (near the hoisting line, and in how many layers v4-16 hoists), and a plan inside the
   scheduler's 5% margin can be wrong in its verdict. `--compile` is the answer to
   trust before a launch.
-* **The `AllocateBuffer` buffers at the peak are gathered weights.** In rows 118, 121, 130, 133,
-  138 and 141 XLA's peak holds 2.3-10.7 GB of `AllocateBuffer` custom-calls, the buffers of the
-  collective-permute rings (windowed einsum) that replace an fsdp all-gather + matmul. An
-  earlier reading took them for activations; their bytes say weights. Row 121: 28 x 150,994,944 B,
-  exactly every layer's bf16 MLP weights, beside plain gathers of the attention weights. Row 138:
-  45% of the MLP weights and all the attention weights. Rows 118 and 130 (Qwen3-4B on v5e): 82%
-  and 88% of the MLP weights, a little short of every layer (+10.2%, +13.3%). Row 141: 94%. So
-  these are hoisting cases, and the step model's question is only how many layers XLA hoists.
-  Rows 103 and 133 (-31%, -17.5%) hold every layer's gathers and more beside the rings; with
-  windowed einsum off (`--xla_tpu_enable_windowed_einsum_for_all_gather=false`, and the same for
-  reduce-scatter) row 133 compiles to 2,775,638,528 B (-3.5%) and rows 121 and 124 to the same
+* **What a windowed-einsum peak holds.** In 39 compiles XLA ran the fsdp all-gather + matmul as
+  collective-permute rings (windowed einsum), whose buffers are `AllocateBuffer` custom-calls. An
+  earlier reading of rows 121 and 141 took these buffers for every layer's gathered weights,
+  because their totals came close (row 121: 28 x 150,994,944 B). XLA's buffer assignment at the
+  peak of rows 151, 153 and 203 says otherwise. Per layer they hold, in bf16:
+  - four 1/fsdp chunks of every weight matrix: two `AllocateBuffer` chunks, one in a
+    collective-permute and one converted chunk;
+  - the ring matmuls' outputs, [tokens, 3·I + q + H + 2·kv].
+
+  At row 203 the outputs are 84 [768, 8192], 56 [768, 3072] and 56 [768, 1024] buffers:
+  1,409,286,144 B, the model's figure to the byte. XLA's temp allocation exceeds the bytes live
+  at those peaks by 3.1-15.3 % (the allocator's packing). The model applies 7 %, fitted over the
+  35 compiles whose estimate the rings set, leaving out rows 78, 86, 162 and 185, which they do
+  not fit. Full remat and dots compile to the same rings.
+  With windowed einsum off (`--xla_tpu_enable_windowed_einsum_for_all_gather=false`, and the same
+  for reduce-scatter), row 133 compiles to 2,775,638,528 B and rows 121 and 124 to the same
   6,001,887,648 B, every layer's gathers hoisted whatever the optimizer. The reference step keeps
   XLA's default, as a user's step would.
 * **Where the model is thinnest.** tp > 1 rests on three v4 and three v5e compiles (tp = 2 only;
@@ -755,7 +760,7 @@ NOTES = """
   handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes, for
   v4 slices of 8+ chips, near the hoisting line (both outcomes), and for the flagged settings
   (adafactor on v6e, full remat with grad_accum 1 on v5e/v6e, low resident state on v6e, gathers
-  above half of the HBM limit, full remat with windowed-einsum rings on v6e). Every other training plan prints the error band of the compiles
+  above half of the HBM limit). Every other training plan prints the error band of the compiles
   of its regime (slice class, remat policy, peak phase), derived from the records in
   `calibrations/compiled/training_steps.json` with today's model (`--records`).
 """

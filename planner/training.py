@@ -343,9 +343,9 @@ WINDOWED_EINSUM_MIN_FSDP = 8
 #: beside them the embedding shard's bf16 cast and the embedded inputs gathered over fsdp.
 RING_WEIGHT_CHUNKS = 4
 #: XLA's temp allocation over the bytes live at those peaks: 6.2%, 15.3% and 3.1% (rows 203, 151,
-#: 153; the allocator's packing). Fitted over the 35 compiles where the rings set the estimate's peak
-#: and XLA's (all such compiles but rows 78, 86, 162 and 185): at 7% their mean error is +0.3%, the
-#: median 3.8% and the worst 11.0% (row 80). In percent.
+#: 153; the allocator's packing). Fitted over the 35 compiles whose estimate the rings set, leaving
+#: out rows 78, 86, 162 and 185, which they do not fit: at 7% their mean error is +0.3%, the median
+#: 3.8% and the worst 11.0% (row 80). In percent.
 RING_ALLOCATION_FACTOR_PCT = 107
 
 
