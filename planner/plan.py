@@ -296,11 +296,10 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
     regime = step_accuracy.regime(gen, slc.num_devices, req.remat, train)
     band = None if unpredicted else step_accuracy.lookup(regime)
-    if gen == "v4" and slc.num_devices >= 8:
-        notes.append("step estimate on v4 slices of 8+ chips: the model assumes XLA hoists every layer's weight "
-                     "all-gather (under the dots policy only where the resident state is at least 2.5x the saved "
-                     "activations); where it hoists, v4-16 kept fewer for 4B-7B models (about 80% for Qwen2.5-7B at "
-                     "1024 tokens/device) and more than every layer's gathers for Qwen2.5-1.5B with full remat")
+    if gen == "v4" and train.step and train.step[0].name == "step.windowed_einsum_rings":
+        notes.append("step estimate on v4 slices of 8+ chips: the estimate is XLA's windowed-einsum rings; 17 of the 19 "
+                     "v4 compiles estimated so came within 13% of it, but two 3B-4B steps at 1536 tokens/device on "
+                     "v4-16 ran no rings and needed 25-26% less (bench rows 78 and 162)")
     if band is not None:
         notes.append(step_accuracy.band_note(band))
     elif not unpredicted:
