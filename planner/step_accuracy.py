@@ -132,14 +132,13 @@ def slice_class(generation: str, num_devices: int) -> str:
 def regime(generation: str, num_devices: int, remat: str, train) -> tuple[str, str, str] | None:
     """(slice class, remat, peak phase) of a training step (``TrainingMemory``); None without one.
 
-    A ``forward_start`` peak whose all-gathers XLA is expected to run as windowed-einsum rings
-    (:func:`planner.training.windowed_einsum_expected`) is its own phase,
+    A ``forward_start`` peak estimated as windowed-einsum rings (``step.windowed_einsum_rings``:
+    :func:`planner.training.windowed_einsum_expected`, with remat) is its own phase,
     ``forward_start_windowed``: the rings' buffers are what sits at that peak."""
     if train is None or not train.step:
         return None
-    inputs = train.step[0].inputs
-    phase = inputs["peak_phase"]
-    if phase == "forward_start" and inputs.get("windowed_einsum"):
+    phase = train.step[0].inputs["peak_phase"]
+    if phase == "forward_start" and train.step[0].name == "step.windowed_einsum_rings":
         phase = "forward_start_windowed"
     return slice_class(generation, num_devices), remat, phase
 
