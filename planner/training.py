@@ -453,7 +453,9 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
 
     * ``forward_start``: the scheduler hoists every layer's fsdp all-gather (bf16 weights, split
       over tp) to the start of the step when memory allows, capped by what its memory limit
-      (95% of the HBM limit) leaves beside the resident state;
+      (95% of the HBM limit) leaves beside the resident state; where XLA runs those gathers as
+      windowed-einsum rings (:func:`windowed_einsum_expected`, with remat), the rings' weight chunks
+      and matmul outputs of every layer instead (``RING_WEIGHT_CHUNKS``, ``_ring_output_width``);
     * ``backward_start``: the saved activations of every layer (per the remat policy), the
       gathered lm_head/embedding, the logits and the fp32 work of the log_softmax/entropy backward
       (on v4, where larger, the logits beside the lm_head's unreduced weight gradient instead);
@@ -568,7 +570,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "step.windowed_einsum_rings", prefetch,
             f"min((L · {RING_WEIGHT_CHUNKS} · layer_weights/(tp · fsdp) · it_c + L · tok · (3·I + q + H + 2·kv)/tp · it_c "
             f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {RING_ALLOCATION_FACTOR_PCT}%, 0.95 · XLA limit − resident)   "
-            "(every layer's ring buffers and ring matmul outputs, live together at the end of a micro-batch's forward)",
+            "(every layer's ring weight chunks and ring matmul outputs, live together at the step's peak)",
             {**common, "layer_weights": layer_weights, "ring_weight_chunks": RING_WEIGHT_CHUNKS,
              "ring_weight_bytes": ring_weights, "ring_output_width": _ring_output_width(spec, tp),
              "ring_output_bytes": ring_outputs, "embed_cast_bytes": embed_cast, "embed_input_bytes": embed_input,
