@@ -321,6 +321,12 @@ GRID: list[tuple] = [
     ("v6e-8", "Llama-3.2-1B", 8, 2, 512, 1536, "adamw", "full", {}),
     ("v5e-16", "Qwen3-1.7B", 16, 2, 512, 512, "adamw", "full", {}),
     ("v4-32", "Qwen2.5-3B", 16, 2, 512, 512, "adamw", "full", {}),
+    # diagnosis (fitted rows): rows 78 (Qwen3-4B, lion, full remat) and 162 (Llama-3.2-3B, adamw,
+    # dots) ran no rings on v4-16 at 1536 tokens/device; the same models with adamw and full remat,
+    # and Qwen2.5-3B (which ran rings with adamw, row 206) with lion
+    ("v4-16", "Qwen3-4B", 8, 2, 512, 1024, "adamw", "full", {}),
+    ("v4-16", "Llama-3.2-3B", 8, 2, 512, 1024, "adamw", "full", {}),
+    ("v4-16", "Qwen2.5-3B", 8, 2, 512, 1024, "lion", "full", {}),
 ]
 #: The held-out batches: rows chosen and committed before they were compiled, each after the rules
 #: that predict it were fixed (rows 137-138 and 171-173 were diagnosis, not held out).
@@ -588,18 +594,15 @@ NOTES = """
   and the 0.6B-1.7B models (rows 22, 53, 66-68, 74) are within 11%. XLA's peak buffers as it
   lists them cover a third of the temp in those three, so what fills it is not known. The plan
   prints a note for this setting and the "predicted" rows leave all ten out.
-* **v4 slices of 8+ chips hoist fewer all-gathers, and the model does not say how many.** Under
-  the dots policy they follow the resident-per-saved line (rows 35, 95, 104, 139-146, 153, 154:
-  on v4-32 Qwen2.5-7B with lion at 2.0x did not hoist, row 145, where the line on gathered
-  weights had said +104%). Where the gathers are hoisted, v4-16 kept fewer than every layer's for
-  4B-7B models: Qwen2.5-7B held about 22 of 28 layers at 1024 tokens/device (rows 90, 92 with full
-  remat: +26.7%, the optimizer, and so 3.8 GB of resident state, changing nothing; row 153 with
-  dots: +22.4%) and about 26 at 1536 (row 97, +7.7%; row 35 with dots, +3.4%), but more than
-  every layer at 2048 with adamw (row 141, -12.0%); Qwen3-4B +11% to +15% with full remat (rows
-  78, 96); Qwen2.5-3B hoisted every layer (row 94, -1.9%), and Qwen3-4B on v4-8 did too (row 93,
-  -2.2%). No memory limit binds there, so the depth comes from the scheduler's latency model,
-  which the step model does not reproduce. It keeps the all-layers estimate and the plan prints a
-  note with the range for v4 slices of 8+ chips.
+* **v4 slices of 8+ chips: the dots line, and rings.** Under the dots policy they follow the
+  resident-per-saved line (rows 35, 95, 104, 139-146, 153, 154: on v4-32 Qwen2.5-7B with lion at
+  2.0x did not hoist, row 145, where the line on gathered weights had said +104%). An earlier
+  reading had v4-16 hoisting fewer layers than all for 4B-7B models (about 22 of 28 for
+  Qwen2.5-7B at 1024 tokens/device, rows 90, 92 and 153, +22% to +27% against every layer's
+  gathers). Those steps run windowed-einsum rings, and the ring model (commit 1a8c24d) puts them
+  at +3.8% to +7.4%, and Qwen2.5-3B (row 94) at +5.6%; on v4-8 Qwen3-4B hoisted every layer's
+  plain all-gathers (row 93, -2.2%). The exceptions are two lion steps at 1536 tokens/device (rows 78, 217), which peak
+  inside the rematerialised backward, 22-25% below the ring estimate; their plans say so.
 * **Multi-host slices compile on this machine.** v4-16 (2 hosts: rows 35, 78, 90, 92-97, 104,
   133, 139-144), v4-32 (4 hosts: rows 145, 146), v5e-16 (4 hosts: rows 109, 138, 157) and v5e-32
   (8 hosts: row 113) compile for their whole topology here.
@@ -736,8 +739,9 @@ NOTES = """
   the rule (near the hoisting line, and in how many layers v4-16 hoists), and a plan inside the
   scheduler's 5% margin can be wrong in its verdict. `--compile` is the answer to
   trust before a launch.
-* **What a windowed-einsum peak holds.** In 39 compiles XLA ran the fsdp all-gather + matmul as
-  collective-permute rings (windowed einsum), whose buffers are `AllocateBuffer` custom-calls. An
+* **What a windowed-einsum peak holds.** In 29 compiles XLA's peak holds the buffers of
+  collective-permute rings (windowed einsum: an fsdp all-gather + matmul run as a ring), which are
+  `AllocateBuffer` custom-calls. An
   earlier reading of rows 121 and 141 took these buffers for every layer's gathered weights,
   because their totals came close (row 121: 28 x 150,994,944 B). XLA's buffer assignment at the
   peak of rows 151, 153 and 203 says otherwise. Per layer they hold, in bf16:
@@ -757,8 +761,9 @@ NOTES = """
 * **Where the model is thinnest.** tp > 1 rests on three v4 and three v5e compiles (tp = 2 only;
   v6e with tp > 1 takes v4's constant, unchecked). The dots hoisting line rests on 46
   compiles where it changes the step, and within 15% of it XLA went both ways; the other phase rules on a
-  handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes, for
-  v4 slices of 8+ chips, near the hoisting line (both outcomes), and for the flagged settings
+  handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes, where a
+  v4 ring estimate may be high (lion at 1536+ tokens/device), near the hoisting line (both
+  outcomes), and for the flagged settings
   (adafactor on v6e, full remat with grad_accum 1 on v5e/v6e, low resident state on v6e, gathers
   above half of the HBM limit). Every other training plan prints the error band of the compiles
   of its regime (slice class, remat policy, peak phase), derived from the records in

@@ -282,8 +282,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
 
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
-    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, train_shape,
-                                   training_memory, unpredicted_step_reason)
+    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, rings_upper_bound_note,
+                                   train_shape, training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)
@@ -296,10 +296,6 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
     regime = step_accuracy.regime(gen, slc.num_devices, req.remat, train)
     band = None if unpredicted else step_accuracy.lookup(regime)
-    if gen == "v4" and train.step and train.step[0].name == "step.windowed_einsum_rings":
-        notes.append("step estimate on v4 slices of 8+ chips: the estimate is XLA's windowed-einsum rings; 17 of the 19 "
-                     "v4 compiles estimated so came within 13% of it, but two 3B-4B steps at 1536 tokens/device on "
-                     "v4-16 ran no rings and needed 25-26% less (bench rows 78 and 162)")
     if band is not None:
         notes.append(step_accuracy.band_note(band))
     elif not unpredicted:
@@ -311,6 +307,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     near_line = hoisting_line_note(train)
     if near_line and not unpredicted:
         notes.append(near_line)
+    rings_high = rings_upper_bound_note(gen, train)
+    if rings_high and not unpredicted:
+        notes.append(rings_high)
     if mesh.tp > 1:
         notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on six tp = 2 compiles "
                      "(v4 within 0.3%, v5e within 12%; none on other generations or tp > 2, "

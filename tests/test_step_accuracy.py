@@ -98,16 +98,25 @@ def test_flagged_plan_prints_its_flag_not_a_band():
     assert any(n.startswith("adafactor on v6e") for n in plan.notes)
 
 
-def test_v4_16_ring_estimate_keeps_its_caveat_beside_its_band():
-    plan = _train("v4-16", "Qwen3-4B", 8, 16, remat="full")
-    assert plan.training.step[0].name == "step.windowed_einsum_rings"
-    caveat = [n for n in plan.notes if n.startswith("step estimate on v4 slices of 8+ chips")]
-    assert len(caveat) == 1 and "rows 78 and 162" in caveat[0]
-    assert "v4, 8+ chips, remat full" in _note(plan)
-    # at 512 tokens/device the gathers are plain all-gathers (bench row 140): no ring caveat
+def test_v4_ring_estimate_with_lion_at_1536_tokens_says_it_may_be_high():
+    """Bench rows 78 and 217 (v4-16, lion, full remat, 1536 tokens/device): XLA peaked inside the
+    rematerialised backward, 25% and 22% below the ring estimate; with adamw the same steps ran the
+    rings (rows 215, 206: +7.3%, +6.6%), and at 1024 tokens lion did too (row 96, +6.3%)."""
+    lion = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", optimizer="lion", prompt_len=512, len=1024)
+    assert lion.training.step[0].name == "step.windowed_einsum_rings"
+    high = [n for n in lion.notes if n.startswith("ring estimate may be high")]
+    assert len(high) == 1 and "1536 tokens/device" in high[0] and "0.83x" in high[0] and "78 and 217" in high[0]
+    assert 0.33 < lion.step_need_bytes / GiB / 5.956 - 1 < 0.34  # row 78: the note's upper bound
+    assert "v4, 8+ chips, remat full" in _note(lion)
+    for kw, xla in (({"optimizer": "adamw", "prompt_len": 512, "len": 1024}, 7.418),
+                    ({"optimizer": "lion", "prompt_len": 512, "len": 512}, 6.156)):
+        p = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", **kw)
+        assert p.training.step[0].name == "step.windowed_einsum_rings"
+        assert not any(n.startswith("ring estimate may be high") for n in p.notes)
+        assert abs(p.step_need_bytes / GiB / xla - 1) < 0.08
+    # at 512 tokens/device the gathers are plain all-gathers (bench row 140)
     plain = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", prompt_len=256, len=256)
     assert plain.training.step[0].name == "step.fsdp_gather"
-    assert not any(n.startswith("step estimate on v4 slices of 8+ chips") for n in plain.notes)
 
 
 def test_band_note_names_the_records_file_in_use(tmp_path, monkeypatch):
