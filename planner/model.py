@@ -291,7 +291,11 @@ def read_config(path: Path) -> dict:
 def load_model_spec(name_or_path: str) -> ModelSpec:
     """Load a model by catalog short name (``Qwen2.5-7B``, ``Qwen/Qwen2.5-7B-Instruct``), by a
     path to a ``config.json``, or by a folder that holds one."""
-    path = Path(name_or_path).expanduser()
+    path = Path(name_or_path)
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # "~user" for a user this machine does not have: not a path here
+        pass
     if path.is_dir():
         path = path / "config.json"
         if not path.is_file():

@@ -64,6 +64,7 @@ def test_engine_cannot_start_exit_3(capsys):
     [
         (["--tpu", "v9-8"], "unknown TPU type"),
         (["--model", "NoSuchModel"], "unknown model"),
+        (["--model", "~nosuchuser0/config.json"], "unknown model"),  # ~user of no user: not a path here
         (["--bs", "0"], "--bs"),
         (["--len", "-3"], "--len"),
         (["--workload", "infer", "--tp", "3"], "--tp 3"),
