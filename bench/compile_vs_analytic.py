@@ -625,9 +625,9 @@ NOTES = """
 * **Gathers above half of the HBM limit are flagged.** With full remat, Qwen2.5-7B on v5e (77% of
   the limit) did not fit the step model at all: held-out row 129 (v5e-8, lion) and row 137 (sgd,
   3.8 GB less state) ran out of memory at compile time where the plan said fits (1.98 GiB
-  estimated), and on v5e-16 (row 138) XLA needed 6.69 GiB: it hoisted every layer's attention
-  weights (1.63 GB of the 1.64 GB gathered) and 45% of the MLP weights (5.15 GB of 11.41 GB, as
-  `AllocateBuffer` buffers of its windowed-einsum rings), where the rule says none. With
+  estimated), and on v5e-16 (row 138) XLA needed 6.69 GiB for windowed-einsum rings (5.15 GB of
+  `AllocateBuffer` buffers; read then as 45% of the MLP weights, they are ring chunks and matmul
+  outputs: see "What a windowed-einsum peak holds"), where the rule says none. With
   dots (rows 107-110, 113) the estimate was -16% to +12.5%, and row 100 (lion, 0.9% headroom)
   ran out of memory. Plans in this regime now print a note saying so and pointing to `--compile`
   (`unpredicted_step_reason`), and the summaries' predicted rows leave them out.

@@ -413,9 +413,11 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       ``LOW_RESIDENT_PER_GATHERS`` times the gathered weights (sgd): XLA hoisted all, part or none
       of them; the estimate is the upper bound and the step without hoisting the lower one;
     * layer gathers above half of the HBM limit (``_HOIST_MAX_LIMIT_SHARE``; Qwen2.5-7B on v5e): XLA
-      hoisted none with dots, but with full remat it hoisted part of them through windowed-einsum
-      rings (v5e-16: every layer's attention weights and 45% of the MLP weights, 6.69 GiB of temp
-      where the estimate says 1.98) or ran out of memory (v5e-8, lion and sgd).
+      hoisted none with dots, but with full remat it ran windowed-einsum rings after all (v5e-16:
+      6.69 GiB of temp where the estimate says 1.98) or ran out of memory (v5e-8, lion and sgd).
+      The ring model comes within 7% of v5e-16 and says oom for both v5e-8 steps only without the
+      scheduler-budget cap, which another ring step kept to (bench row 208, +2.0% capped, +9.1%
+      without), so these steps stay flagged.
     """
     grad_accum = train.shape.grad_accum
     step = train.step[0].inputs if train.step else {}
@@ -427,8 +429,8 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
         return (f"the layers' gathered weights come to {step['gathers_share_of_limit']:.0%} of the HBM limit (above half): "
                 "in such compiles (Qwen2.5-7B on v5e) XLA hoisted none of the all-gathers; with dots the "
                 "step was -16% to +12.5% of this estimate, but a lion step with 0.9% estimated headroom ran out "
-                "of memory, and with full remat XLA hoisted part of the gathers after all, through windowed-einsum "
-                "rings (v5e-16: 6.69 GiB where this estimate says 1.98 GiB; v5e-8 ran out of memory with lion and "
+                "of memory, and with full remat XLA ran the gathers as windowed-einsum rings after all "
+                "(v5e-16: 6.69 GiB where this estimate says 1.98 GiB; v5e-8 ran out of memory with lion and "
                 "with sgd); check it with --compile")
     low = LOW_RESIDENT_PER_GATHERS.get(generation)
     per_gathers = step.get("resident_per_gathers")
