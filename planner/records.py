@@ -40,6 +40,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
+from planner.atomic import write_text_atomic
+
 SCHEMA_VERSION = 1
 
 #: What each lifecycle phase holds on the devices, in the planner's component names (a phase not
@@ -343,28 +345,13 @@ def write_record_atomic(record: CalibrationRecord, directory: str | os.PathLike)
     same time never touch each other's files.
     """
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record.to_dict(), indent=1, sort_keys=False) + "\n"
-    import tempfile
     import uuid
 
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-record-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        final = d / record_filename(record)
-        while final.exists():
-            final = d / (final.stem + "-" + uuid.uuid4().hex[:6] + ".json")
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return final
+    final = d / record_filename(record)
+    while final.exists():
+        final = d / (final.stem + "-" + uuid.uuid4().hex[:6] + ".json")
+    return write_text_atomic(final, text, prefix=".tmp-record-")
 
 
 def load_record(path: str | os.PathLike) -> CalibrationRecord:

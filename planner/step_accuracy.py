@@ -33,11 +33,11 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
+from planner.atomic import write_text_atomic
 from planner.errors import PlanError
 from planner.units import GiB
 
@@ -391,18 +391,5 @@ def dumps(doc: dict) -> str:
 
 def write_atomic(doc: dict, path: str | os.PathLike) -> Path:
     """Write the document to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    parse(doc, p)  # never write a file the planner would refuse
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-steps-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dumps(doc))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    parse(doc, path)  # never write a file the planner would refuse
+    return write_text_atomic(path, dumps(doc), prefix=".tmp-steps-", mode=0o644)
