@@ -560,17 +560,18 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         shape.grad_accum > 1
         and (min_resident_per_saved is None or remat == "full"
              or resident_bytes >= min_resident_per_saved * saved_unscaled))
-    windowed = remat != "none" and windowed_einsum_expected(generation, fsdp, tok)
+    crosses_ring_line = windowed_einsum_expected(generation, fsdp, tok)
+    windowed = remat != "none" and crosses_ring_line
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
     head_prefetch = (head_gathered if spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0)
                      else embed_cast)
-    ring_weights = L * RING_WEIGHT_CHUNKS * ceil_div(layer_gathered, fsdp)
-    ring_outputs = L * tok * _ring_output_width(spec, tp) * it_c
-    embed_input = fsdp * tok * H * it_c
-    rings = (ring_weights + ring_outputs + embed_cast + embed_input) * RING_ALLOCATION_FACTOR_PCT // 100
     if windowed:
-        hoisted_want = rings
+        ring_width = _ring_output_width(spec, tp)
+        ring_weights = L * RING_WEIGHT_CHUNKS * ceil_div(layer_gathered, fsdp)
+        ring_outputs = L * tok * ring_width * it_c
+        embed_input = fsdp * tok * H * it_c
+        hoisted_want = (ring_weights + ring_outputs + embed_cast + embed_input) * RING_ALLOCATION_FACTOR_PCT // 100
     else:
         hoisted_want = copies * gathered_layers + head_prefetch  # every layer's gathers (and the head) hoisted
     prefetch_want = hoisted_want if hoists else 0
@@ -592,7 +593,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_limited": hoist_limited,
               "outcomes": outcomes, "hoisting_line": hoisting_line,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
-              "windowed_einsum": windowed_einsum_expected(generation, fsdp, tok),
+              "windowed_einsum": crosses_ring_line,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
     if peak == "forward_start" and windowed:
         return [Component(
@@ -601,7 +602,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {RING_ALLOCATION_FACTOR_PCT}%, 0.95 · XLA limit − resident)   "
             "(every layer's ring weight chunks and ring matmul outputs, live together at the step's peak)",
             {**common, "layer_weights": layer_weights, "ring_weight_chunks": RING_WEIGHT_CHUNKS,
-             "ring_weight_bytes": ring_weights, "ring_output_width": _ring_output_width(spec, tp),
+             "ring_weight_bytes": ring_weights, "ring_output_width": ring_width,
              "ring_output_bytes": ring_outputs, "embed_cast_bytes": embed_cast, "embed_input_bytes": embed_input,
              "allocation_factor_pct": RING_ALLOCATION_FACTOR_PCT, "budget": budget,
              "capped_by_budget": prefetch < prefetch_want, "resident_bytes": resident_bytes,
