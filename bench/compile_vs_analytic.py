@@ -601,8 +601,9 @@ NOTES = """
   Qwen2.5-7B at 1024 tokens/device, rows 90, 92 and 153, +22% to +27% against every layer's
   gathers). Those steps run windowed-einsum rings, and the ring model (commit 1a8c24d) puts them
   at +3.8% to +7.4%, and Qwen2.5-3B (row 94) at +5.6%; on v4-8 Qwen3-4B hoisted every layer's
-  plain all-gathers (row 93, -2.2%). The exceptions are two lion steps at 1536 tokens/device (rows 78, 217), which peak
-  inside the rematerialised backward, 22-25% below the ring estimate; their plans say so.
+  plain all-gathers (row 93, -2.2%). The exceptions are two lion steps at 1536 tokens/device
+  (rows 78, 217), which peak inside the rematerialised backward, 22-25% below the ring estimate;
+  their plans say so.
 * **Multi-host slices compile on this machine.** v4-16 (2 hosts: rows 35, 78, 90, 92-97, 104,
   133, 139-144), v4-32 (4 hosts: rows 145, 146), v5e-16 (4 hosts: rows 109, 138, 157) and v5e-32
   (8 hosts: row 113) compile for their whole topology here.
@@ -741,9 +742,9 @@ NOTES = """
   trust before a launch.
 * **What a windowed-einsum peak holds.** In 29 compiles XLA's peak holds the buffers of
   collective-permute rings (windowed einsum: an fsdp all-gather + matmul run as a ring), which are
-  `AllocateBuffer` custom-calls. An
-  earlier reading of rows 121 and 141 took these buffers for every layer's gathered weights,
-  because their totals came close (row 121: 28 x 150,994,944 B). XLA's buffer assignment at the
+  `AllocateBuffer` custom-calls. An earlier reading of rows 121 and 141 took these buffers for
+  every layer's gathered weights, because their totals came close (row 121: 28 x 150,994,944 B).
+  XLA's buffer assignment at the
   peak of rows 151, 153 and 203 says otherwise. Per layer they hold, in bf16:
   - four 1/fsdp chunks of every weight matrix: two `AllocateBuffer` chunks, one in a
     collective-permute and one converted chunk;
