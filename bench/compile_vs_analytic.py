@@ -523,9 +523,11 @@ NOTES = """
   `HBMPLAN_COMPILE_OPT_LEVEL=UNKNOWN` for the default effort.
 * **Three phases compete for the peak** (`_step_temporaries`):
   1. *forward start*: XLA's latency-hiding scheduler hoists every layer's fsdp all-gather (bf16
-     weights, 1/tp each) to the start of the step while the total stays under 95% of HBM
-     (`--xla_tpu_scheduler_percent_shared_memory_limit=95`). On the design card this is what
-     fills the step: 14 of 28 layers' MLP weights fit under the limit beside 21.3 GiB of state.
+     weights, 1/tp each) to the start of the step while the total stays under about 95% of the
+     HBM limit (fitted; not libtpu's `xla_tpu_scheduler_percent_shared_memory_limit`, which left
+     the design card's step unchanged at 20 and 60: see "libtpu options that move the step").
+     On the design card this is what fills the step: 14 of 28 layers' MLP weights fit under the
+     limit beside 21.3 GiB of state.
      With the layers XLA keeps the embedding shard's bf16 cast (V·H/(fsdp·tp), rows 13, 27, 33,
      45, 59, 60 list it); only on v5e did it also hoist the tied embedding's full gather for the
      lm_head (rows 9, 25). On v6e it did so for Llama-3.2-3B (row 61, -12.5%) and not for five

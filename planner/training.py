@@ -241,9 +241,14 @@ def training_memory(
     return TrainingMemory(shape, mesh, tuple(resident), tuple(step))
 
 
-#: XLA:TPU's latency-hiding scheduler may use this share of the compile-time HBM limit
-#: (``--xla_tpu_scheduler_percent_shared_memory_limit=95``); it hoists weight all-gathers into
-#: whatever that leaves.
+#: The share of the compile-time HBM limit up to which XLA:TPU hoists weight all-gathers beside the
+#: resident state (fitted). In the seven bench compiles whose estimate this caps (rows 30, 31, 111,
+#: 131, 196, 208, 219) XLA stopped at 92.0-94.5% of the limit: the capped estimate has been 1.8% to
+#: 19.0% above XLA, never below. It is not libtpu's ``xla_tpu_scheduler_percent_shared_memory_limit``:
+#: compiling row 30 with that option at 20 or 60 left its temp unchanged (7.785 GiB at O0, 8.023 GiB
+#: at the default effort). ``xla_tpu_user_reserved_hbm_bytes`` does move it: with 1, 2 and 3 GB
+#: reserved row 30 compiled to 6.875, 6.381 and 6.089 GiB, and to 6.089 GiB with 4-6 GB (the step
+#: without hoisting; bench/compile_vs_analytic.md).
 SCHEDULER_MEMORY_SHARE = 0.95
 #: The HBM limit per device assumed when the caller passes no slice: a v4 chip's (the catalog's).
 _FALLBACK_XLA_LIMIT = GENERATIONS["v4"].limit_bytes
@@ -622,8 +627,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
              "head": head_prefetch, "budget": budget, "capped_by_budget": capped,
              "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
             exact=False, phase=t,
-            basis="XLA's scheduler prefetches every layer's fsdp all-gather while it stays under 95% of HBM "
-                  "(--xla_tpu_scheduler_percent_shared_memory_limit); " + est)]
+            basis="XLA's scheduler prefetches every layer's fsdp all-gather while the step stays under about 95% "
+                  "of the HBM limit (fitted: capped compiles stopped at 92.0-94.5%); " + est)]
         return comps
     if peak == "backward_start":
         gathers = [Component(
