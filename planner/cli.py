@@ -112,7 +112,7 @@ def _cmd_plan(argv: list[str]) -> int:
     if args.suggest or not plan.fits:
         from planner.suggest import suggestions
 
-        ways = suggestions(plan)
+        ways = suggestions(plan, records)
     if args.json:
         text = render_json(plan, ways)
         if report is not None:

@@ -6,7 +6,8 @@ is printed that the model has not confirmed.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from functools import partial
+from typing import Callable, NamedTuple
 
 from planner.errors import PlanError
 from planner.plan import Plan, make_plan
@@ -31,15 +32,19 @@ class Suggestion(NamedTuple):
     verdict: str
 
 
-def _try(req: PlanRequest) -> Plan | None:
+#: Re-plans a changed request the way the plan itself was made (same calibration records).
+Replan = Callable[[PlanRequest], Plan]
+
+
+def _try(replan: Replan, req: PlanRequest) -> Plan | None:
     try:
-        return make_plan(req)
+        return replan(req)
     except PlanError:
         return None
 
 
-def _fits(req: PlanRequest) -> Plan | None:
-    p = _try(req)
+def _fits(replan: Replan, req: PlanRequest) -> Plan | None:
+    p = _try(replan, req)
     return p if p is not None and p.fits else None
 
 
@@ -49,18 +54,18 @@ def _need_free(p: Plan) -> str:
     return f"{fmt_gib(p.total_bytes)} of {fmt_gib(p.limit_bytes)}"
 
 
-def smallest_slice(plan: Plan) -> Suggestion:
+def smallest_slice(plan: Plan, replan: Replan = make_plan) -> Suggestion:
     gen = plan.slice.generation
     for size in gen.valid_sizes:
         if size <= int(plan.slice.name.rsplit("-", 1)[1]):
             continue
         name = f"{gen.name}-{size}"
         req = plan.request.with_(tpu=name, mesh=None, tp=None if plan.request.workload != "infer" else plan.request.tp)
-        p = _fits(req)
+        p = _fits(replan, req)
         if p is None and plan.training is not None and req.micro_bs is not None:
             # keep the sequences per device of each micro-step on the bigger mesh
             devices = parse_slice(name).num_devices
-            p = _fits(req.with_(micro_bs=min(plan.training.shape.micro_per_device * devices,
+            p = _fits(replan, req.with_(micro_bs=min(plan.training.shape.micro_per_device * devices,
                                              plan.training.shape.padded_sequences)))
         if p is not None:
             s = parse_slice(name)
@@ -69,7 +74,7 @@ def smallest_slice(plan: Plan) -> Suggestion:
     return Suggestion("smallest slice that fits", f"no {gen.name} slice fits this config", None, "none")
 
 
-def largest_micro_batch(plan: Plan) -> Suggestion | None:
+def largest_micro_batch(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
     t = plan.training
     if t is None:
         return None
@@ -78,17 +83,17 @@ def largest_micro_batch(plan: Plan) -> Suggestion | None:
     for micro in range(padded, 0, -shards):
         if padded % micro or micro % shards:
             continue
-        p = _fits(plan.request.with_(micro_bs=micro))
+        p = _fits(replan, plan.request.with_(micro_bs=micro))
         if p is not None:
             return Suggestion("largest micro-batch that fits", f"--micro-bs {micro} (grad_accum "
                               f"{p.training.shape.grad_accum}): {_need_free(p)}", p.request, p.verdict)
     return Suggestion("largest micro-batch that fits", f"none: even --micro-bs {shards} does not fit", None, "none")
 
 
-def mfs_window(plan: Plan) -> Suggestion | None:
+def mfs_window(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
     if plan.engine is None:
         return None
-    ok = [m / 100 for m in range(1, 101) if _fits(plan.request.with_(mem_fraction_static=m / 100))]
+    ok = [m / 100 for m in range(1, 101) if _fits(replan, plan.request.with_(mem_fraction_static=m / 100))]
     if not ok:
         return Suggestion("mem_fraction_static window", "none exists: no mem_fraction_static in 0.01..1.00 "
                           "lets the engine start and the rest fit", None, "none")
@@ -99,57 +104,63 @@ def mfs_window(plan: Plan) -> Suggestion | None:
                       "below it the engine cannot start, above it the rest does not fit", req, "fits")
 
 
-def largest_max_total_tokens(plan: Plan) -> Suggestion | None:
+def largest_max_total_tokens(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
     if plan.engine is None:
         return None
     page = plan.request.page_size
     lo, hi = 0, 1 << 24
-    if _fits(plan.request.with_(max_total_tokens=page)) is None:
+    if _fits(replan, plan.request.with_(max_total_tokens=page)) is None:
         return Suggestion("largest max_total_tokens that fits", "none: even one page of KV does not fit", None, "none")
     lo = page
     while hi - lo > page:
         mid = (lo + hi) // 2 // page * page
         if mid <= lo:
             break
-        if _fits(plan.request.with_(max_total_tokens=mid)):
+        if _fits(replan, plan.request.with_(max_total_tokens=mid)):
             lo = mid
         else:
             hi = mid
-    p = make_plan(plan.request.with_(max_total_tokens=lo))
+    p = replan(plan.request.with_(max_total_tokens=lo))
     cap = "" if p.engine.sizing.capped_by == "max_total_tokens" else " (mem_fraction_static caps it there)"
     return Suggestion("largest max_total_tokens that fits", f"--max-total-tokens {lo}{cap}: {_need_free(p)}",
                       p.request, p.verdict)
 
 
-def remat_full(plan: Plan) -> Suggestion | None:
+def remat_full(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
     if plan.training is None or plan.request.remat == "full":
         return None
-    p = _try(plan.request.with_(remat="full"))
+    p = _try(replan, plan.request.with_(remat="full"))
     if p is None:
         return None
     return Suggestion("remat full (nothing_saveable)", f"--remat full: {p.verdict}, {_need_free(p)}",
                       p.request, p.verdict)
 
 
-def separate_rollout_host(plan: Plan) -> Suggestion | None:
+def separate_rollout_host(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
     if plan.request.workload != "rl":
         return None
-    train = _try(plan.request.with_(workload="train"))
+    train = _try(replan, plan.request.with_(workload="train"))
     if train is None:
         return None
     req = plan.request
-    infer = _try(PlanRequest(tpu=req.tpu, model=req.model, workload="infer", engine_version=req.engine_version,
+    infer = _try(replan, PlanRequest(tpu=req.tpu, model=req.model, workload="infer", engine_version=req.engine_version,
                              dtype=req.dtype, mem_fraction_static=req.mem_fraction_static))
     roll = f"; rollout engine alone on another {req.tpu}: {infer.verdict}" if infer is not None else ""
     return Suggestion("separate rollout host", f"training alone on {req.tpu}: {train.verdict}, "
                       f"{_need_free(train)}{roll}", train.request, train.verdict)
 
 
-def suggestions(plan: Plan) -> list[Suggestion]:
-    """All applicable ways out for ``plan`` (computed even when it fits)."""
-    out = [smallest_slice(plan)]
+def suggestions(plan: Plan, records=None) -> list[Suggestion]:
+    """All applicable ways out for ``plan`` (computed even when it fits).
+
+    ``records`` are the calibration records ``plan`` was made with: every changed request is
+    re-planned with them, so a suggestion's figures add the same measured engine residual as the
+    plan's own verdict.
+    """
+    replan = partial(make_plan, records=records)
+    out = [smallest_slice(plan, replan)]
     for fn in (largest_micro_batch, mfs_window, largest_max_total_tokens, remat_full, separate_rollout_host):
-        s = fn(plan)
+        s = fn(plan, replan)
         if s is not None:
             out.append(s)
     return out

@@ -313,3 +313,23 @@ def test_ring_device_order_is_reported():
     assert "device order: a closed ring of neighbouring chips" in text
     assert text.splitlines()[-1] == "compile verdict: compile failed: UNIMPLEMENTED: limited ICI routing Error encountered"
     assert compile_report_json(failed)["device_order"] == "ring"
+
+
+def test_rl_compile_uses_the_plans_engine_bytes_calibration_included():
+    """The compiled verdict's "free" is the analytic plan's, calibrated engine residual included:
+    with XLA's arguments equal to the analytic resident, the two agree to the byte."""
+    from planner.calibration import load_calibration
+    from planner.compile import build_report, compile_config
+
+    records, _ = load_calibration()
+    plan = make_plan(PlanRequest(tpu="v4-8", model="Qwen2.5-7B", bs=32, micro_bs=4, prompt_len=512, len=1024),
+                     records)
+    assert plan.calibration is not None and plan.calibration.bytes > 0
+    resident = plan.training.resident_bytes
+    memory = {"argument_bytes": resident, "output_bytes": resident, "alias_bytes": resident,
+              # the seed's step as XLA compiled it (bench row 30)
+              "temp_bytes": 8_359_301_120, "peak_sum_bytes": resident + 8_359_301_120}
+    rep = build_report(plan, compile_config(plan), {"status": "ok", "memory": memory}, True, 0.0)
+    assert rep.free_at_step_bytes == plan.free_at_step_bytes
+    assert rep.verdict == "oom" and rep.headline.endswith(f"{plan.free_at_step_bytes / GiB:.2f} GiB free")
+    assert any("calibration records" in n for n in rep.notes)

@@ -372,3 +372,23 @@ def test_windowed_einsum_rings_estimate_against_the_compiles():
     plain = _train("v6e-8", "Qwen2.5-1.5B", 8, 16, prompt_len=512, len=512, remat="full", optimizer="adamw")
     assert plain.training.step[0].name == "step.fsdp_gather"
     assert -0.04 < plain.step_need_bytes / GiB / 2.573 - 1 < 0
+
+
+def test_suggestions_replan_with_the_plans_calibration_records():
+    # the CLI plans the design card with the shipped calibration records (the seeds' measured engine
+    # residual); every suggestion must be re-checked with the same records, or its "free" differs
+    # from the verdict's (5.81 GiB uncalibrated against 5.74 GiB)
+    from planner.calibration import load_calibration
+    from planner.suggest import suggestions
+    from planner.units import fmt_gib
+
+    records, warnings = load_calibration()
+    assert not warnings
+    plan = make_plan(SEED, records)
+    assert plan.calibration is not None and plan.calibration.bytes > 0
+    remat = {s.title: s for s in suggestions(plan, records)}["remat full (nothing_saveable)"]
+    calibrated, uncalibrated = make_plan(remat.request, records), make_plan(remat.request)
+    assert calibrated.free_at_step_bytes == plan.free_at_step_bytes
+    assert uncalibrated.free_at_step_bytes - calibrated.free_at_step_bytes == plan.calibration.bytes
+    assert remat.detail.endswith(f"{fmt_gib(calibrated.free_at_step_bytes)} free")
+    assert f"{fmt_gib(plan.free_at_step_bytes)} free" in plan.headline

@@ -257,7 +257,10 @@ class CompileReport:
 
 def _analytic(plan) -> dict:
     t = plan.training
-    engine = sum(c.bytes for c in plan.components if c.name.startswith("engine.") and c.phase == "resident")
+    # the engine as the plan counts it: params + KV (exact) and, where calibration records matched,
+    # their measured residual, so the compiled verdict and the analytic one share one "free"
+    engine = sum(c.bytes for c in plan.components
+                 if c.name.startswith(("engine.", "calibration.")) and c.phase == "resident")
     return {
         "resident_bytes": t.resident_bytes,
         "step_temp_bytes": t.step_temp_bytes,
@@ -277,8 +280,9 @@ def build_report(plan, cfg: dict, result: dict, cached: bool, wall: float) -> Co
     rep = CompileReport(status=status, verdict=None, headline="", config=cfg, key=config_key(cfg), cached=cached,
                         wall_s=round(wall, 2), result=result, analytic=an)
     workload = plan.request.workload
-    engine_note = ("engine resident bytes (params + KV) come from the exact engine model (planner.plan); "
-                   "the compile answers for jit_training_step only")
+    engine_note = ("engine resident bytes come from the plan: params + KV from the exact engine model, plus the "
+                   "measured residual of matching calibration records where there is one; the compile answers "
+                   "for jit_training_step only")
     if status == "ok":
         mem = result["memory"]
         rep.memory = mem
@@ -374,7 +378,7 @@ def render_compile(report: CompileReport, plan) -> str:
                        f"{m['argument_bytes'] - extra.get('unpadded_bytes', m['argument_bytes']):,} B")
         out.append(f"  free for the step: {fmt_gib(report.free_at_step_bytes)} (limit {fmt_gib(plan.limit_bytes)}"
                    f" − XLA arguments {fmt_gib(m['argument_bytes'])}"
-                   + (f" − engine {fmt_gib(an['engine_resident_bytes'])} from the engine model" if
+                   + (f" − engine {fmt_gib(an['engine_resident_bytes'])} as the plan counts it" if
                       plan.request.workload == "rl" else "") + ")")
         if r.get("peak_breakdown"):
             out.append("  largest live buffers at XLA's peak:")
