@@ -66,7 +66,7 @@ def smallest_slice(plan: Plan, replan: Replan = make_plan) -> Suggestion:
             # keep the sequences per device of each micro-step on the bigger mesh
             devices = parse_slice(name).num_devices
             p = _fits(replan, req.with_(micro_bs=min(plan.training.shape.micro_per_device * devices,
-                                             plan.training.shape.padded_sequences)))
+                                                     plan.training.shape.padded_sequences)))
         if p is not None:
             s = parse_slice(name)
             return Suggestion("smallest slice that fits", f"{name} ({s.num_devices} devices, {s.num_hosts} host"
@@ -143,8 +143,9 @@ def separate_rollout_host(plan: Plan, replan: Replan = make_plan) -> Suggestion 
     if train is None:
         return None
     req = plan.request
-    infer = _try(replan, PlanRequest(tpu=req.tpu, model=req.model, workload="infer", engine_version=req.engine_version,
-                             dtype=req.dtype, mem_fraction_static=req.mem_fraction_static))
+    infer = _try(replan, PlanRequest(tpu=req.tpu, model=req.model, workload="infer",
+                                     engine_version=req.engine_version, dtype=req.dtype,
+                                     mem_fraction_static=req.mem_fraction_static))
     roll = f"; rollout engine alone on another {req.tpu}: {infer.verdict}" if infer is not None else ""
     return Suggestion("separate rollout host", f"training alone on {req.tpu}: {train.verdict}, "
                       f"{_need_free(train)}{roll}", train.request, train.verdict)

@@ -38,8 +38,9 @@ REFERENCE_VERSION = "2"
 #: compiles faster, but keeps every layer's saved residuals alive while the stacked gradients
 #: already exist, which is a different program (see bench/compile_vs_analytic.md).
 DEFAULT_LAYERS = os.environ.get("HBMPLAN_COMPILE_LAYERS", "unroll")
-#: XLA optimisation effort. O0 cuts a 7B compile ~3x on a 2-core box; its memory figures were
-#: within 0.2-3% of the default effort's on the configs we compared (bench/compile_vs_analytic.md).
+#: XLA optimisation effort. O0 roughly halves a 7B compile on a 2-core box (the seed's step: 31-45 s
+#: against 65-66 s); its temp bytes were 0.2-7% from the default effort's on the configs we compared
+#: (the seed's step: 7.785 GiB against 8.023 GiB, -3.0%; bench/compile_vs_analytic.md).
 DEFAULT_OPT_LEVEL = os.environ.get("HBMPLAN_COMPILE_OPT_LEVEL", "O0")
 DEFAULT_TIMEOUT_S = float(os.environ.get("HBMPLAN_COMPILE_TIMEOUT", "1800"))
 
