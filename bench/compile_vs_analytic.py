@@ -340,6 +340,12 @@ GRID: list[tuple] = [
     ("v5e-8", "Qwen2.5-3B", 8, 4, 512, 1024, "lion", "dots", {}),
     ("v6e-8", "Qwen2.5-1.5B", 16, 2, 512, 1024, "lion", "dots", {}),
     ("v6e-8", "Llama-3.2-3B", 8, 4, 512, 512, "adamw", "full", {}),
+    # diagnosis (fitted rows, chosen before compiling): do lion steps with full remat skip the rings on
+    # v4-16 at 1536 tokens/device for 1B-3B models too, as Qwen3-4B and Qwen2.5-3B did (rows 78, 217)?
+    ("v4-16", "Qwen2.5-1.5B", 8, 2, 512, 1024, "lion", "full", {}),
+    ("v4-16", "Llama-3.2-1B", 8, 2, 512, 1024, "lion", "full", {}),
+    ("v4-16", "Qwen3-1.7B", 8, 2, 512, 1024, "lion", "full", {}),
+    ("v4-16", "Llama-3.2-3B", 8, 2, 512, 1024, "lion", "full", {}),
 ]
 #: The held-out batches: rows chosen and committed before they were compiled, each after the rules
 #: that predict it were fixed (rows 137-138 and 171-173 were diagnosis, not held out).
