@@ -247,8 +247,8 @@ def training_memory(
 #: 19.0% above XLA, never below. It is not libtpu's ``xla_tpu_scheduler_percent_shared_memory_limit``:
 #: compiling row 30 with that option at 20 or 60 left its temp unchanged (7.785 GiB at O0, 8.023 GiB
 #: at the default effort). ``xla_tpu_user_reserved_hbm_bytes`` does move it: with 1, 2 and 3 GB
-#: reserved row 30 compiled to 6.875, 6.381 and 6.089 GiB, and to 6.089 GiB with 4-6 GB (the step
-#: without hoisting; bench/compile_vs_analytic.md).
+#: reserved row 30 compiled to 6.875, 6.381 and 6.089 GiB, and to 6.089 GiB with 4-6 GB (a floor,
+#: presumably the step without hoisting; bench/compile_vs_analytic.md).
 SCHEDULER_MEMORY_SHARE = 0.95
 #: The HBM limit per device assumed when the caller passes no slice: a v4 chip's (the catalog's).
 _FALLBACK_XLA_LIMIT = GENERATIONS["v4"].limit_bytes
@@ -363,9 +363,9 @@ def _ring_output_width(spec, tp: int) -> int:
 
 #: On v4 8+ chip rings, from this many tokens per device and with resident state below the gathered
 #: weights (``V4_RINGS_UPPER_BOUND_MAX_RESIDENT_PER_GATHERS``; lion), the ring estimate was above XLA
-#: in all eight compiles (v4-16 at 1536 tokens/device). The rings were at the peak for Qwen2.5-7B and
-#: Llama-3.2-3B (bench rows 35, 97, 232: +3.5%, +7.8%, +7.6%). The 1B-2B models peaked elsewhere, close
-#: below the estimate (rows 229-231 and 230: +7.7% to +10.2%). Qwen3-4B and Qwen2.5-3B peaked inside
+#: in all eight compiles (v4-16 at 1536 tokens/device): by 3.5% and 7.8% for Qwen2.5-7B (bench rows 35,
+#: 97; their peaks were not kept), 7.6% for Llama-3.2-3B, whose peak held the rings (row 232), 7.7% to
+#: 10.2% for the 1B-2B models, which peaked elsewhere (rows 229-231). Qwen3-4B and Qwen2.5-3B peaked inside
 #: the rematerialised backward, 25% and 22% below it (rows 78 and 217: +33.6%, +27.5%). With adamw
 #: (resident 1.11-1.27x the gathers) all seven such v4-16 steps came within 8% of it (rows 205-207,
 #: 215 and 216 at 1536 tokens/device; 141 and 208 at 2048 and 2560). At 1024 tokens the v4 ring
