@@ -293,13 +293,16 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: weights per saved activations (2.45x) missed rows 121, 139 and 141. v5e follows the same line:
 #: Llama-3.2-3B and Qwen3-4B hoisted at 2.70x and 2.66x (rows 151, 152, compiled while the v5e line
 #: stood at 3.0x to fit row 86: -32.6% and -45.2% then), Llama-3.2-3B at 3.04x (row 80); Qwen3-1.7B
-#: with adamw prefetched only 7 of its 28 layers at 2.93x (row 86, +32%). On v4 it holds where the
-#: fsdp ring spans 8 or more chips; on 4 chips (v4-8) XLA hoisted at 1.94x (row 63), so there it does
-#: not apply. With full remat the saved activations are small and the gathers were hoisted (see
+#: with adamw prefetched only 7 of its 28 layers at 2.93x (row 86, +32%). The line applies only to
+#: steps XLA runs as windowed-einsum rings (``windowed_einsum_expected``): every compile below it
+#: that did not hoist was a ring step, while plain all-gather steps hoisted below it, on v6e at 768
+#: and 1024 tokens/device at 2.34x and 2.20x (rows 149, 161: -23.1% and -12.7% while the line applied
+#: to them, -3.1% and -4.2% since) and on v4-8 at 1.94x (row 63). Of the 81 dots compiles with
+#: grad_accum > 1 whose two outcomes differ by more than 5%, the rule gets 79 right (not rows 162
+#: and 86). With
+#: full remat the saved activations are small and the gathers were hoisted (see
 #: LOW_RESIDENT_PER_GATHERS for v6e's exception).
 _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
-#: The smallest fsdp ring (chips) from which the line above applies, per generation (default 1).
-_HOIST_LINE_MIN_FSDP = {"v4": 8}
 #: XLA hoisted the layers' all-gathers only where all of them (bf16, split over tp) came to at most
 #: half of the compile-time HBM limit. Above it, Qwen2.5-7B on v5e (13.05 GB of gathers, 77% of the
 #: limit; weights 4.6x the saved activations) hoisted none in five compiles: v5e-8 with sgd and with
@@ -458,10 +461,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
 
 
 #: Plans whose resident-per-saved ratio lies within this share of the hoisting line get both bounds:
-#: near it XLA went both ways. Hoisted below it: Qwen3-1.7B and Qwen2.5-1.5B on v6e at 2.20x and 2.34x
-#: (bench rows 161, 149); not hoisted above it: Llama-3.2-3B with adamw on v4-16 at 2.70x (row 162),
-#: where Qwen2.5-7B with adamw hoisted at 2.67x (row 141); Qwen3-1.7B on v5e prefetched 7 of 28
-#: layers at 2.93x (row 86).
+#: near it XLA went both ways. Not hoisted above it: Llama-3.2-3B with adamw on v4-16 at 2.70x (bench
+#: row 162), where Qwen2.5-7B with adamw hoisted at 2.67x (row 141); Qwen3-1.7B on v5e prefetched 7 of
+#: 28 layers at 2.93x (row 86), where Qwen2.5-3B hoisted at 2.92x (rows 190, 211).
 HOIST_LINE_BAND = 0.15
 
 
@@ -476,8 +478,9 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
         return None
     return (f"resident state {near['resident_per_saved']:.2f}x the saved activations, within "
             f"{HOIST_LINE_BAND:.0%} of the {near['line']}x line above which XLA hoists the layers' all-gathers: "
-            "compiles near it went both ways (hoisted at 2.20x and 2.34x on v6e, not at 2.70x on v4-16, part "
-            f"at 2.93x on v5e); the step needs {fmt_gib(lo)} without hoisting and {fmt_gib(hi)} with it; "
+            "compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16 where Qwen2.5-7B hoisted at "
+            f"2.67x; Qwen3-1.7B in part at 2.93x on v5e); the step needs {fmt_gib(lo)} without hoisting and "
+            f"{fmt_gib(hi)} with it; "
             "check it with --compile")
 
 
@@ -561,13 +564,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the HBM limit.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
-    min_resident_per_saved = (_HOIST_MIN_RESIDENT_PER_SAVED.get(generation)
-                              if fsdp >= _HOIST_LINE_MIN_FSDP.get(generation, 1) else None)
+    crosses_ring_line = windowed_einsum_expected(generation, fsdp, tok)
+    min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if crosses_ring_line else None
     checkpointed_hoists = (
         shape.grad_accum > 1
         and (min_resident_per_saved is None or remat == "full"
              or resident_bytes >= min_resident_per_saved * saved_unscaled))
-    crosses_ring_line = windowed_einsum_expected(generation, fsdp, tok)
     windowed = remat != "none" and crosses_ring_line
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
