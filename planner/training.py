@@ -293,16 +293,22 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: weights per saved activations (2.45x) missed rows 121, 139 and 141. v5e follows the same line:
 #: Llama-3.2-3B and Qwen3-4B hoisted at 2.70x and 2.66x (rows 151, 152, compiled while the v5e line
 #: stood at 3.0x to fit row 86: -32.6% and -45.2% then), Llama-3.2-3B at 3.04x (row 80); Qwen3-1.7B
-#: with adamw prefetched only 7 of its 28 layers at 2.93x (row 86, +32%). The line applies only to
-#: steps XLA runs as windowed-einsum rings (``windowed_einsum_expected``): every compile below it
-#: that did not hoist was a ring step, while plain all-gather steps hoisted below it, on v6e at 768
-#: and 1024 tokens/device at 2.34x and 2.20x (rows 149, 161: -23.1% and -12.7% while the line applied
-#: to them, -3.1% and -4.2% since) and on v4-8 at 1.94x (row 63). Of the 81 dots compiles with
-#: grad_accum > 1 whose two outcomes differ by more than 5%, the rule gets 79 right (not rows 162
-#: and 86). With
+#: with adamw prefetched only 7 of its 28 layers at 2.93x (row 86, +32%). The line applies on fsdp
+#: rings of 8+ chips, and on v6e only to steps XLA runs as windowed-einsum rings
+#: (``windowed_einsum_expected``). Below it, plain all-gather steps hoisted on v6e-8 (rows 149, 161,
+#: 233 at 2.34x, 2.20x and 2.19x) and on 4-chip rings (v4-8 at 1.94x, row 63; v5e-4 at 2.03x and
+#: v6e-4 at 2.37x, rows 237 and 238), but not on v4-16 and v5e-8 (rows 234-236 at 1.95-2.37x,
+#: row 239 at 2.34x: the nineteenth batch, compiled to test a rule that exempted every plain step,
+#: which they refuted). Every ring step below the line kept its gathers. Of the 88 dots compiles
+#: with grad_accum > 1 whose two outcomes differ by more than 5%, the rule gets 86 right (not rows
+#: 162 and 86). With
 #: full remat the saved activations are small and the gathers were hoisted (see
 #: LOW_RESIDENT_PER_GATHERS for v6e's exception).
 _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
+#: The smallest fsdp ring (chips) on which the line above applies.
+_HOIST_LINE_MIN_FSDP = 8
+#: Generations on which the line applies only to windowed-einsum (ring) steps.
+_HOIST_LINE_RING_STEPS_ONLY = frozenset({"v6e"})
 #: XLA hoisted the layers' all-gathers only where all of them (bf16, split over tp) came to at most
 #: half of the compile-time HBM limit. Above it, Qwen2.5-7B on v5e (13.05 GB of gathers, 77% of the
 #: limit; weights 4.6x the saved activations) hoisted none in five compiles: v5e-8 with sgd and with
@@ -565,7 +571,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
     crosses_ring_line = windowed_einsum_expected(generation, fsdp, tok)
-    min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if crosses_ring_line else None
+    line_applies = fsdp >= _HOIST_LINE_MIN_FSDP and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY)
+    min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
     checkpointed_hoists = (
         shape.grad_accum > 1
         and (min_resident_per_saved is None or remat == "full"

@@ -218,18 +218,33 @@ def test_plans_near_the_hoisting_line_print_both_bounds():
     assert not any("line above which XLA hoists" in n for n in far.notes)
 
 
-def test_the_hoisting_line_applies_to_ring_steps_only():
-    """Under the 2.5x line XLA hoisted plain all-gathers anyway (bench rows 149 and 161: v6e-8 at 768
-    and 1024 tokens/device, 2.34x and 2.20x; XLA 2.575 and 2.816 GiB of temp) and ran no early rings
-    (row 124: v6e-8 Llama-3.2-3B with lion at 1536 tokens/device, 2.03x, 4.278 GiB)."""
-    for model, prompt_len, len_, xla in (("Qwen2.5-1.5B", 256, 512, 2.575), ("Qwen3-1.7B", 512, 512, 2.816)):
-        p = make_plan(PlanRequest(tpu="v6e-8", model=model, workload="train", bs=16, micro_bs=8,
-                                  prompt_len=prompt_len, len=len_, optimizer="lion", remat="dots"))
+def test_where_the_hoisting_line_applies():
+    """Under the 2.5x line XLA hoisted plain all-gathers on v6e-8 (bench rows 149, 161 and 233, at 768
+    and 1024 tokens/device: 2.575, 2.816 and 5.362 GiB of temp) and on 4-chip rings (v5e-4 and v6e-4,
+    rows 237 and 238: 6.566 and 7.106 GiB), but kept them on v4-16 and v5e-8 (rows 235 and 239: 2.902
+    and 1.366 GiB) and ran no early rings anywhere (row 124: v6e-8 Llama-3.2-3B with lion at 1536
+    tokens/device, 4.278 GiB)."""
+    def plan(tpu, model, micro_bs, prompt_len, len_, optimizer):
+        return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=2 * micro_bs, micro_bs=micro_bs,
+                                     prompt_len=prompt_len, len=len_, optimizer=optimizer, remat="dots"))
+
+    for args, xla in ((("v6e-8", "Qwen2.5-1.5B", 8, 256, 512, "lion"), 2.575),
+                      (("v6e-8", "Qwen3-1.7B", 8, 512, 512, "lion"), 2.816),
+                      (("v6e-8", "Qwen2.5-3B", 8, 512, 512, "lion"), 5.362),
+                      (("v5e-4", "Llama-3.2-3B", 8, 512, 512, "sgd"), 6.566),
+                      (("v6e-4", "Qwen3-4B", 4, 512, 1024, "sgd"), 7.106)):
+        p = plan(*args)
         c = p.training.step[0].inputs
-        assert not c["windowed_einsum"] and c["hoisting_line"] is None and c["hoisted"]
+        assert not c["windowed_einsum"] and c["hoisting_line"] is None and c["hoisted"], args
         assert p.training.step[0].name == "step.fsdp_gather"
-        assert abs(p.step_need_bytes / GiB / xla - 1) < 0.05
-        assert not any("line above which XLA hoists" in n for n in p.notes)
+        assert abs(p.step_need_bytes / GiB / xla - 1) < 0.09, args
+    for args, xla in ((("v4-16", "Qwen2.5-3B", 8, 256, 512, "sgd"), 2.902),
+                      (("v5e-8", "Qwen2.5-1.5B", 8, 256, 256, "sgd"), 1.366)):
+        p = plan(*args)
+        c = p.training.step[0].inputs
+        assert not c["windowed_einsum"] and c["hoisting_line"]["resident_per_saved"] < 2.5 and not c["hoisted"]
+        assert c["peak_phase"] == "backward_start"
+        assert 0 < p.step_need_bytes / GiB / xla - 1 < 0.08, args
     ring = make_plan(PlanRequest(tpu="v6e-8", model="Llama-3.2-3B", workload="train", bs=32, micro_bs=8,
                                  prompt_len=512, len=1024, optimizer="lion", remat="dots"))
     c = ring.training.step[0].inputs
