@@ -578,8 +578,10 @@ NOTES = """
      (-32.5%), 139 (+37.5%) and 141 (-39.1%). v5e follows the same line: 2.66x and above hoisted
      (rows 152, 151, 80, 130, 9, 112), 1.46x not (row 44); rows 151 and 152 were compiled while the
      v5e line stood at 3.0x, set to fit row 86 (Qwen3-1.7B with adamw at 2.93x, which prefetched
-     only 7 of its 28 layers: +32% now), and missed by -32.6% and -45.2%. On v4-8 (4
-     chips) XLA hoisted below the line too (row 63, 1.94x), so there the model hoists always.
+     only 7 of its 28 layers: +32% now), and missed by -32.6% and -45.2%. On 4-chip rings XLA
+     hoisted below the line too (v4-8, row 63, 1.94x; v5e-4 and v6e-4, rows 237, 238, 245), and on
+     v6e-8 plain all-gather steps did (rows 149, 161, 233, 244): the line applies on 8+ chip rings,
+     on v6e to ring steps only (see the nineteenth and twentieth batches).
      With full remat the saved activations are small and every generation
      hoisted them (rows 25, 34, 45, 50, 61). On any generation the gathers were hoisted only where
      all layers' gathered weights came to at most half of the HBM limit: Qwen2.5-7B on v5e (13.05
