@@ -547,8 +547,9 @@ NOTES = """
 * **`prevent_cse=True` matters.** With `prevent_cse=False` XLA merges the backward's weight
   all-gathers with the forward's; a 1.5B step then needed 5.2 GiB of temp instead of 2.7-2.9.
 * **XLA effort O0.** The compile runs at `jax_optimization_level=O0`, the quicker effort: row 30
-  (7B) compiled in 31-45 s at O0 and in 65-66 s at the default effort (2 cores, no cache). Temp bytes differed from the default effort by 0.2% (7B,
-  stacked arrays), 3% (0.5B, 8 layers) and 7% (1.5B, the hoisted all-gathers below); row 30,
+  (7B) compiled in 31-45 s at O0 and in 65-66 s at the default effort (2 cores, no cache). Temp
+  bytes differed from the default effort by 0.2% (7B, stacked arrays), 3% (0.5B, 8 layers) and
+  7% (1.5B, the hoisted all-gathers below); row 30,
   the seed's step, compiles to 7.785 GiB at O0 and 8.023 GiB at the default effort (+3.1%; the
   seed's TPU reserved 7.82G); set `HBMPLAN_COMPILE_OPT_LEVEL=UNKNOWN` for the default effort.
 * **Three phases compete for the peak** (`_step_temporaries`):

@@ -572,7 +572,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
     crosses_ring_line = windowed_einsum_expected(generation, fsdp, tok)
-    line_applies = fsdp >= _HOIST_LINE_MIN_FSDP and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY)
+    line_applies = (fsdp >= _HOIST_LINE_MIN_FSDP
+                    and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
     min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
     checkpointed_hoists = (
         shape.grad_accum > 1

@@ -258,10 +258,9 @@ class CompileReport:
 
 def _analytic(plan) -> dict:
     t = plan.training
-    # the engine as the plan counts it: params + KV (exact) and, where calibration records matched,
-    # their measured residual, so the compiled verdict and the analytic one share one "free"
-    engine = sum(c.bytes for c in plan.components
-                 if c.name.startswith(("engine.", "calibration.")) and c.phase == "resident")
+    # the engine as the plan counts it (params + KV, and the calibrated residual where records
+    # matched), derived from the plan's own "free" so the compiled verdict shares it; 0 in train
+    engine = plan.limit_bytes - t.resident_bytes - plan.free_at_step_bytes
     return {
         "resident_bytes": t.resident_bytes,
         "step_temp_bytes": t.step_temp_bytes,
