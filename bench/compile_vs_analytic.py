@@ -398,10 +398,12 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: windowed-einsum ring model (153 and 203 by their buffer assignment), while rows 78, 162 and 185,
 #: which it does not fit, stay held out; rows 149 and 161 (tenth and eleventh batches) confined the
 #: resident-per-saved line to ring steps, and rows 234-236 and 239 (nineteenth) took that back for
-#: v4 and v5e 8+ chip rings (rows 233, 237 and 238 of that batch came out as predicted).
+#: v4 and v5e 8+ chip rings (rows 233, 237 and 238 of that batch came out as predicted); rows 247,
+#: 249 and 250 (twenty-first) set the rule that v4 hoists no gathers of params in the compute dtype
+#: (250 is flagged since), and rows 256 and 257 that v6e hoists them with the lm_head's gather.
 JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181,
                            89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194, 203, 149, 161,
-                           234, 235, 236, 239})
+                           234, 235, 236, 239, 247, 249, 250, 256, 257})
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
 HELD_OUT = HELD_OUT_BATCHES - JOINED_FITTED
 

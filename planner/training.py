@@ -310,6 +310,19 @@ _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
 _HOIST_LINE_MIN_FSDP = 8
 #: Generations on which the line applies only to windowed-einsum (ring) steps.
 _HOIST_LINE_RING_STEPS_ONLY = frozenset({"v6e"})
+#: Where the master params are already in the compute dtype (bf16 params: the layers' weights reach
+#: their all-gathers with no cast), XLA:TPU on v4 hoisted none of the gathers in the accumulating
+#: step: bench rows 247 and 249 (v4-8, Qwen2.5-7B lion dots and Qwen3-4B adamw full, held out:
+#: 6.34 and 2.34 GiB of temp, where hoisting would need 12.41 and 6.95 GiB; the step without it is
+#: +8.5% and +10.5%) and 250 (v4-16, flagged: see ``unpredicted_step_reason``). On v6e-4 the same
+#: kind of step hoisted every layer's gathers and the whole tied embedding with them (rows 256 and
+#: 257: the peak's gathered buffers are L · layer_weights · 2 B + V · H · 2 B, to the byte), as
+#: ``_UNCAST_HEAD_HOISTED`` has it. v5e is untested (its bf16 compiles peaked in the backward either
+#: way) and keeps the fp32 rules.
+_UNCAST_HOISTS = {"v4": False}
+#: Generations on which, with master params in the compute dtype, the lm_head's (tied embedding's)
+#: all-gather is hoisted with the layers' in place of the embedding shard's cast.
+_UNCAST_HEAD_HOISTED = frozenset({"v6e"})
 #: XLA hoisted the layers' all-gathers only where all of them (bf16, split over tp) came to at most
 #: half of the compile-time HBM limit. Above it, Qwen2.5-7B on v5e (13.05 GB of gathers, 77% of the
 #: limit; weights 4.6x the saved activations) hoisted none in five compiles: v5e-8 with sgd and with
@@ -418,7 +431,7 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                             train: TrainingMemory) -> str | None:
     """Why the step model does not predict XLA:TPU's schedule of this step, or None where it does.
 
-    Four settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
+    Five settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
 
     * adafactor on v6e: Llama-3.2-3B hoisted no weight all-gathers (1.44 GiB of temp), Qwen2.5-3B
       the backward's (4.41 GiB); the estimate assumes the forward start's, above both (its small
@@ -434,7 +447,10 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       6.69 GiB of temp where the estimate says 1.98) or ran out of memory (v5e-8, lion and sgd).
       The ring model comes within 7% of v5e-16 and says oom for both v5e-8 steps only without the
       scheduler-budget cap, which another ring step kept to (bench row 208, +2.0% capped, +9.1%
-      without), so these steps stay flagged.
+      without), so these steps stay flagged;
+    * master params in the compute dtype on v4 rings of 8+ chips (``_UNCAST_HOISTS``): Qwen2.5-7B
+      with lion and full remat on v4-16 hoisted none of the gathers, yet needed 5.78 GiB, between
+      the estimate without hoisting (2.80 GiB) and with it (10.41 GiB).
     """
     grad_accum = train.shape.grad_accum
     step = train.step[0].inputs if train.step else {}
@@ -460,6 +476,13 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 "all-gathers (Qwen2.5-3B and Qwen3-1.7B part: -16% and -18% against this estimate; Qwen2.5-7B "
                 f"and Llama-3.2-3B none: 1.4-1.8 GiB); the estimate, which hoists them all, is an upper bound{lower}; "
                 "check it with --compile")
+    if generation == "v4" and step.get("uncast_skips_hoisting") and step.get("fsdp", 0) >= 8:
+        out = step["outcomes"]
+        return (f"master params in the compute dtype on a v4 ring of {step['fsdp']} chips: XLA hoisted none of the "
+                "layers' all-gathers (bench row 250, Qwen2.5-7B with lion and full remat on v4-16), but its peak, "
+                "inside the rematerialised backward, was 5.78 GiB: 2.1x the estimate without hoisting and 0.56x the "
+                f"one with it; this step needs {fmt_gib(out['not_hoisted_bytes'])} without hoisting and "
+                f"{fmt_gib(out['hoisted_bytes'])} with it; check it with --compile")
     if generation in ("v5e", "v6e") and remat == "full" and grad_accum == 1:
         return (f"full remat with grad_accum 1 on {generation}: XLA needed 48-63% more than the step estimate "
                 "for 3B-4B models at 2048 tokens/device (3 of 10 such compiles; the others within 11%); "
@@ -575,14 +598,18 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     line_applies = (fsdp >= _HOIST_LINE_MIN_FSDP
                     and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
     min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
-    checkpointed_hoists = (
+    uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
+    uncast_skips = uncast and not _UNCAST_HOISTS.get(generation or "", True)
+    checkpointed_hoists_if_cast = (
         shape.grad_accum > 1
         and (min_resident_per_saved is None or remat == "full"
              or resident_bytes >= min_resident_per_saved * saved_unscaled))
+    checkpointed_hoists = checkpointed_hoists_if_cast and not uncast_skips
     windowed = remat != "none" and crosses_ring_line
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
-    head_prefetch = (head_gathered if spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0)
+    head_prefetch = (head_gathered if ((spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0))
+                                       or (uncast and generation in _UNCAST_HEAD_HOISTED))
                      else embed_cast)
     if windowed:
         ring_width = _ring_output_width(spec, tp)
@@ -604,7 +631,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
     outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward, update),
                 "not_hoisted_bytes": max(backward, update)}
-    line = min_resident_per_saved if remat == "dots" and shape.grad_accum > 1 and not hoist_limited else None
+    line = (min_resident_per_saved if remat == "dots" and shape.grad_accum > 1 and not hoist_limited
+            and not uncast_skips else None)
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": line}
                      if line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
@@ -612,7 +640,9 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "outcomes": outcomes, "hoisting_line": hoisting_line,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
               "windowed_einsum": crosses_ring_line,
-              "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3)}
+              "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3),
+              "params_in_compute_dtype": uncast,
+              "uncast_skips_hoisting": uncast_skips and checkpointed_hoists_if_cast and not hoist_limited}
     if peak == "forward_start" and windowed:
         return [Component(
             "step.windowed_einsum_rings", prefetch,
@@ -635,7 +665,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "step.fsdp_gather", prefetch,
             "min(copies · L · layer_weights/tp · it_c + head, 0.95 · XLA limit − resident)   "
             "(all-gathers hoisted to the start; copies 2 without remat: the backward's too; head: the "
-            "tied embedding's gather on v5e 4-chip rings, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
+            "tied embedding's gather on v5e 4-chip rings and the lm_head's on v6e with params in the compute "
+            "dtype, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
             {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": copies,
              "head": head_prefetch, "budget": budget, "capped_by_budget": capped,
              "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
