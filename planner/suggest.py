@@ -74,10 +74,9 @@ def smallest_slice(plan: Plan, replan: Replan = make_plan) -> Suggestion:
     return Suggestion("smallest slice that fits", f"no {gen.name} slice fits this config", None, "none")
 
 
-def largest_micro_batch(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
+def _largest_fitting_micro_batch(plan: Plan, replan: Replan) -> Plan | None:
+    """The plan of ``plan.request`` with the largest micro-batch that fits, or None."""
     t = plan.training
-    if t is None:
-        return None
     shards = t.mesh.dp * t.mesh.fsdp
     padded = t.shape.padded_sequences
     for micro in range(padded, 0, -shards):
@@ -85,9 +84,41 @@ def largest_micro_batch(plan: Plan, replan: Replan = make_plan) -> Suggestion | 
             continue
         p = _fits(replan, plan.request.with_(micro_bs=micro))
         if p is not None:
-            return Suggestion("largest micro-batch that fits", f"--micro-bs {micro} (grad_accum "
-                              f"{p.training.shape.grad_accum}): {_need_free(p)}", p.request, p.verdict)
+            return p
+    return None
+
+
+def largest_micro_batch(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
+    t = plan.training
+    if t is None:
+        return None
+    p = _largest_fitting_micro_batch(plan, replan)
+    if p is not None:
+        return Suggestion("largest micro-batch that fits", f"--micro-bs {p.request.micro_bs} (grad_accum "
+                          f"{p.training.shape.grad_accum}): {_need_free(p)}", p.request, p.verdict)
+    shards = t.mesh.dp * t.mesh.fsdp
     return Suggestion("largest micro-batch that fits", f"none: even --micro-bs {shards} does not fit", None, "none")
+
+
+def bf16_master_params(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
+    """bfloat16 master params (the optimizer state and the accumulator follow the param dtype).
+
+    Where that alone does not fit, the largest micro-batch that fits with it. It halves the
+    resident training state, and it changes the update's numerics, which the detail says.
+    """
+    if plan.training is None or plan.request.param_dtype == "bfloat16":
+        return None
+    p = _try(replan, plan.request.with_(param_dtype="bfloat16"))
+    if p is None:
+        return None
+    flags = "--param-dtype bfloat16"
+    if not p.fits:
+        q = _largest_fitting_micro_batch(p, replan)
+        if q is not None:
+            p = q
+            flags += f" --micro-bs {q.request.micro_bs} (grad_accum {q.training.shape.grad_accum})"
+    return Suggestion("bfloat16 master params", f"{flags}: {p.verdict}, {_need_free(p)}; the optimizer state "
+                      "and accumulator follow in bf16, which changes the update's numerics", p.request, p.verdict)
 
 
 def mfs_window(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:
@@ -160,7 +191,8 @@ def suggestions(plan: Plan, records=None) -> list[Suggestion]:
     """
     replan = partial(make_plan, records=records)
     out = [smallest_slice(plan, replan)]
-    for fn in (largest_micro_batch, mfs_window, largest_max_total_tokens, remat_full, separate_rollout_host):
+    for fn in (largest_micro_batch, mfs_window, largest_max_total_tokens, remat_full, bf16_master_params,
+               separate_rollout_host):
         s = fn(plan, replan)
         if s is not None:
             out.append(s)

@@ -108,6 +108,29 @@ def test_suggestions_for_design_card():
     assert make_plan(ways["separate rollout host"].request).request.workload == "train"
 
 
+def test_bf16_master_params_suggestion_halves_the_resident_state():
+    from planner.suggest import suggestions
+
+    # the seed's step (micro-batch 4) does not fit; with bf16 master params, lion state and accumulator
+    # the resident state is 3 x P_dev x 2 B = 3 x 1,904,154,112 x 2 B instead of 3 x ... x 4 B
+    plan = make_plan(SEED)
+    assert not plan.fits and plan.training.resident_bytes == 3 * 1_904_154_112 * 4
+    way = {s.title: s for s in suggestions(plan)}["bfloat16 master params"]
+    assert way.verdict == "fits"
+    assert way.request == SEED.with_(param_dtype="bfloat16")
+    p = make_plan(way.request)
+    assert p.fits and p.training.resident_bytes == 3 * 1_904_154_112 * 2
+    # with the whole batch as one micro-batch bf16 alone is not enough: the suggestion adds the
+    # largest micro-batch that fits with it, and the next larger one does not
+    whole = make_plan(SEED.with_(micro_bs=None))
+    way = {s.title: s for s in suggestions(whole)}["bfloat16 master params"]
+    assert not make_plan(SEED.with_(micro_bs=None, param_dtype="bfloat16")).fits
+    assert way.verdict == "fits" and way.request.micro_bs == 8 and "--micro-bs 8 (grad_accum 4)" in way.detail
+    assert not make_plan(way.request.with_(micro_bs=16)).fits
+    # nothing to suggest where the params are bf16 already
+    assert "bfloat16 master params" not in {s.title for s in suggestions(p)}
+
+
 def test_suggestions_find_a_window_when_one_exists():
     from planner.suggest import suggestions
 
