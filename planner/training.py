@@ -312,13 +312,15 @@ _HOIST_LINE_MIN_FSDP = 8
 _HOIST_LINE_RING_STEPS_ONLY = frozenset({"v6e"})
 #: Where the master params are already in the compute dtype (bf16 params: the layers' weights reach
 #: their all-gathers with no cast), XLA:TPU on v4 hoisted none of the gathers in the accumulating
-#: step: bench rows 247 and 249 (v4-8, Qwen2.5-7B lion dots and Qwen3-4B adamw full, held out:
-#: 6.34 and 2.34 GiB of temp, where hoisting would need 12.41 and 6.95 GiB; the step without it is
-#: +8.5% and +10.5%) and 250 (v4-16, flagged: see ``unpredicted_step_reason``). On v6e-4 the same
-#: kind of step hoisted every layer's gathers and the whole tied embedding with them (rows 256 and
-#: 257: the peak's gathered buffers are L · layer_weights · 2 B + V · H · 2 B, to the byte), as
-#: ``_UNCAST_HEAD_HOISTED`` has it. v5e is untested (its bf16 compiles peaked in the backward either
-#: way) and keeps the fp32 rules.
+#: step: bench rows 247 and 249 (v4-8, Qwen2.5-7B lion dots and Qwen3-4B adamw full: 6.34 and 2.34
+#: GiB of temp where hoisting would need 12.41 and 6.95 GiB), then rows 258-261 of the next held-out
+#: batch (all four within 2% without the lm_head's weight-gradient sub-phase, which such steps lack:
+#: ``_HEAD_GRAD_EXTRA_BYTES``). On v6e-4 the same kind of step hoisted every layer's gathers and the
+#: lm_head's whole gather with them (rows 256 and 257: the peak's gathered buffers are
+#: L · layer_weights · 2 B + V · H · 2 B to the byte; then rows 262-264, one of them an untied head,
+#: within 2.7%), as ``_UNCAST_HEAD_HOISTED`` has it; so did v5e-4 (row 265, -2.9%), which keeps the
+#: fp32 rules. Where the gathers run as windowed-einsum rings no generation hoisted them (rows 250,
+#: 266, 267, between the two outcomes): those steps are flagged (``unpredicted_step_reason``).
 _UNCAST_HOISTS = {"v4": False}
 #: Generations on which, with master params in the compute dtype, the lm_head's (tied embedding's)
 #: all-gather is hoisted with the layers' in place of the embedding shard's cast.
@@ -423,6 +425,10 @@ def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_devic
 #: (V·H/tp, bf16, before its reduce-scatter) is live: on v4 this sub-phase set the need of a small
 #: micro-batch (512 tokens/device, H 768: the test grid's tiny Llama on v4-16, 17.7% under before)
 #: and of none of the bench's v4 configs. v5e/v6e (None) are fitted as a whole by the factors above.
+#: With master params in the compute dtype no plain-gather v4 step held it: the four bf16 steps whose
+#: backward it would have set (bench rows 247, 249, 259, 260: Qwen2.5-7B, Qwen3-4B, Llama-3.2-3B on
+#: v4-8) came to -0.7% to -2.0% of XLA's temp without it, +8.5% to +32.5% with it. A bf16 ring step
+#: did (row 251, v4-16: -2.7% with it, -10.3% without), so ring steps keep it.
 _HEAD_GRAD_EXTRA_BYTES = {"v4": 2.0, "v5e": None, "v6e": None}
 _HEAD_GRAD_EXTRA_DEFAULT = 2.0
 
@@ -448,9 +454,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       The ring model comes within 7% of v5e-16 and says oom for both v5e-8 steps only without the
       scheduler-budget cap, which another ring step kept to (bench row 208, +2.0% capped, +9.1%
       without), so these steps stay flagged;
-    * master params in the compute dtype on v4 rings of 8+ chips (``_UNCAST_HOISTS``): Qwen2.5-7B
-      with lion and full remat on v4-16 hoisted none of the gathers, yet needed 5.78 GiB, between
-      the estimate without hoisting (2.80 GiB) and with it (10.41 GiB).
+    * master params in the compute dtype where XLA is expected to run the gathers as windowed-einsum
+      rings: on v4-16 and v5e-8 (bench rows 250, 266, 267) XLA hoisted no rings, yet needed 1.9-2.2x
+      the step without hoisting and 0.54-0.71x the ring estimate, which stays as the upper bound.
     """
     grad_accum = train.shape.grad_accum
     step = train.step[0].inputs if train.step else {}
@@ -476,13 +482,14 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 "all-gathers (Qwen2.5-3B and Qwen3-1.7B part: -16% and -18% against this estimate; Qwen2.5-7B "
                 f"and Llama-3.2-3B none: 1.4-1.8 GiB); the estimate, which hoists them all, is an upper bound{lower}; "
                 "check it with --compile")
-    if generation == "v4" and step.get("uncast_skips_hoisting") and step.get("fsdp", 0) >= 8:
+    if step.get("uncast_rings"):
         out = step["outcomes"]
-        return (f"master params in the compute dtype on a v4 ring of {step['fsdp']} chips: XLA hoisted none of the "
-                "layers' all-gathers (bench row 250, Qwen2.5-7B with lion and full remat on v4-16), but its peak, "
-                "inside the rematerialised backward, was 5.78 GiB: 2.1x the estimate without hoisting and 0.56x the "
-                f"one with it; this step needs {fmt_gib(out['not_hoisted_bytes'])} without hoisting and "
-                f"{fmt_gib(out['hoisted_bytes'])} with it; check it with --compile")
+        return (f"master params in the compute dtype on a ring of {step['fsdp']} chips where XLA is expected to "
+                "run windowed-einsum rings: in the three such compiles (bench rows 250, 266, 267: Qwen2.5-7B on v4-16, "
+                "Qwen2.5-1.5B and Qwen3-4B on v5e-8) XLA hoisted no rings, yet needed 1.9-2.2x the step without "
+                "hoisting and 0.54-0.71x the one with it; the estimate, which hoists them, is an upper bound "
+                f"({fmt_gib(out['hoisted_bytes'])}); without hoisting the step needs "
+                f"{fmt_gib(out['not_hoisted_bytes'])}; check it with --compile")
     if generation in ("v5e", "v6e") and remat == "full" and grad_accum == 1:
         return (f"full remat with grad_accum 1 on {generation}: XLA needed 48-63% more than the step estimate "
                 "for 3B-4B models at 2048 tokens/device (3 of 10 such compiles; the others within 11%); "
@@ -572,7 +579,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     logits = int(logits_elements * (it_c + extra))
     logits_formula = (f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
                       "log_softmax/entropy, full vocab, one micro-batch)")
-    head_grad_extra = _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
+    uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
+    # with uncast params no plain (non-ring) v4 step held the lm_head's unreduced weight gradient
+    no_head_grad = uncast and not windowed_einsum_expected(generation, fsdp, tok)
+    head_grad_extra = None if no_head_grad else _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
     head_grad = head_gathered  # the lm_head's bf16 weight gradient, V·H/tp, before its reduce-scatter
     with_head_grad = (int(logits_elements * (it_c + head_grad_extra)) + head_grad
                       if head_grad_extra is not None else 0)
@@ -598,14 +608,14 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     line_applies = (fsdp >= _HOIST_LINE_MIN_FSDP
                     and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
     min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
-    uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
-    uncast_skips = uncast and not _UNCAST_HOISTS.get(generation or "", True)
+    windowed = remat != "none" and crosses_ring_line
+    # ring steps with uncast params keep the (upper-bound) ring estimate: they are flagged instead
+    uncast_skips = uncast and not windowed and not _UNCAST_HOISTS.get(generation or "", True)
     checkpointed_hoists_if_cast = (
         shape.grad_accum > 1
         and (min_resident_per_saved is None or remat == "full"
              or resident_bytes >= min_resident_per_saved * saved_unscaled))
     checkpointed_hoists = checkpointed_hoists_if_cast and not uncast_skips
-    windowed = remat != "none" and crosses_ring_line
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
     head_prefetch = (head_gathered if ((spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0))
@@ -642,7 +652,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "windowed_einsum": crosses_ring_line,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3),
               "params_in_compute_dtype": uncast,
-              "uncast_skips_hoisting": uncast_skips and checkpointed_hoists_if_cast and not hoist_limited}
+              "uncast_skips_hoisting": uncast_skips and checkpointed_hoists_if_cast and not hoist_limited,
+              "uncast_rings": uncast and windowed and checkpointed_hoists_if_cast and not hoist_limited}
     if peak == "forward_start" and windowed:
         return [Component(
             "step.windowed_einsum_rings", prefetch,
