@@ -237,7 +237,8 @@ def training_memory(
 
     step = _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat,
                              resident_bytes=sum(c.bytes for c in resident),
-                             xla_limit_bytes=xla_limit_bytes, generation=generation)
+                             xla_limit_bytes=xla_limit_bytes, generation=generation,
+                             reference_forward=beta != 0.0)
     return TrainingMemory(shape, mesh, tuple(resident), tuple(step))
 
 
@@ -327,6 +328,13 @@ _UNCAST_HOISTS = {"v4": False}
 #: Generations on which, with master params in the compute dtype, the lm_head's (tied embedding's)
 #: all-gather is hoisted with the layers' in place of the embedding shard's cast.
 _UNCAST_HEAD_HOISTED = frozenset({"v5e", "v6e"})
+#: With GRPO's KL term (beta != 0) the step also runs a no-grad forward of the reference params. On
+#: v4-8 and v6e-4 XLA hoisted its layers' all-gathers beside the policy's: at the peaks of bench rows
+#: 279 and 284 two sets of every layer's gathers (2 x 5,549,064,192 B; 5,637,144,576 B + 6,425,149,440 B,
+#: the latter with the tied head's whole gather, so on v6e the reference head is gathered whole, on v4
+#: only cast). On v5e-4 and on 8-chip slices it hoisted none (rows 20, 281-283, 285). The estimate
+#: counts both sets, an upper bound, and such plans are flagged (``unpredicted_step_reason``).
+_REFERENCE_HEAD_GATHERED = frozenset({"v6e"})
 #: XLA hoisted the layers' all-gathers only where all of them (bf16, split over tp) came to at most
 #: half of the compile-time HBM limit. Above it, Qwen2.5-7B on v5e (13.05 GB of gathers, 77% of the
 #: limit; weights 4.6x the saved activations) hoisted none in five compiles: v5e-8 with sgd and with
@@ -439,7 +447,7 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                             train: TrainingMemory) -> str | None:
     """Why the step model does not predict XLA:TPU's schedule of this step, or None where it does.
 
-    Five settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
+    Six settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
 
     * adafactor on v6e: Llama-3.2-3B hoisted no weight all-gathers (1.44 GiB of temp), Qwen2.5-3B
       the backward's (4.41 GiB); the estimate assumes the forward start's, above both (its small
@@ -456,6 +464,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       The ring model comes within 7% of v5e-16 and says oom for both v5e-8 steps only without the
       scheduler-budget cap, which another ring step kept to (bench row 208, +2.0% capped, +9.1%
       without), so these steps stay flagged;
+    * GRPO's KL term (beta != 0) in an accumulating step that hoists: XLA hoisted the reference
+      forward's gathers beside the policy's on v4-8 and v6e-4 (the estimate counts both, an upper
+      bound within 3% there), none on v5e-4 and 8-chip slices (0.27-0.83x of it);
     * master params in the compute dtype where XLA is expected to run the gathers as windowed-einsum
       rings: on v4-16, v5e-8 and v5e-16 (bench rows 250, 266, 267, 277) XLA hoisted no rings, yet
       needed 1.7-2.2x the step without hoisting and 0.54-0.84x the ring estimate, which stays as the
@@ -485,6 +496,14 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 "all-gathers (Qwen2.5-3B and Qwen3-1.7B part: -16% and -18% against this estimate; Qwen2.5-7B "
                 f"and Llama-3.2-3B none: 1.4-1.8 GiB); the estimate, which hoists them all, is an upper bound{lower}; "
                 "check it with --compile")
+    if step.get("reference_forward") and step.get("hoisted"):
+        out = step["outcomes"]
+        return ("KL reference forward (beta != 0) in an accumulating step: XLA hoisted both forwards' weight "
+                "all-gathers on v4-8 and v6e-4 (bench rows 279, 280, 284: within 3% of this estimate, which "
+                "counts both) but none on v5e-4 and on 8-chip slices (rows 20, 281-283, 285: 0.27-0.83x of it, "
+                "-5.6% to +69% of the step without hoisting); the estimate is an upper bound "
+                f"({fmt_gib(out['hoisted_bytes'])}); without hoisting the step needs "
+                f"{fmt_gib(out['not_hoisted_bytes'])}; check it with --compile")
     if step.get("uncast_rings"):
         out = step["outcomes"]
         return (f"master params in the compute dtype on a ring of {step['fsdp']} chips where XLA is expected to "
@@ -526,7 +545,7 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
 
 
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes,
-                      xla_limit_bytes=None, generation=None) -> list[Component]:
+                      xla_limit_bytes=None, generation=None, reference_forward=False) -> list[Component]:
     """What XLA:TPU keeps live at the step's peak (its temp allocation), per device.
 
     Three phases of the compiled step compete; the largest is the step's need:
@@ -633,6 +652,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         hoisted_want = (ring_weights + ring_outputs + embed_cast + embed_input) * RING_ALLOCATION_FACTOR_PCT // 100
     else:
         hoisted_want = copies * gathered_layers + head_prefetch  # every layer's gathers (and the head) hoisted
+        if reference_forward:
+            # the KL reference forward's gathers, hoisted beside the policy's (an upper bound: flagged)
+            hoisted_want += gathered_layers + (head_gathered if generation in _REFERENCE_HEAD_GATHERED
+                                               else embed_cast)
     prefetch_want = hoisted_want if hoists else 0
     prefetch = min(prefetch_want, budget)
     # without remat, on v5e/v6e, the backward's hoisted weight copies are live beside the saved activations
@@ -657,7 +680,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3),
               "params_in_compute_dtype": uncast,
               "uncast_skips_hoisting": uncast_skips and checkpointed_hoists_if_cast and not hoist_limited,
-              "uncast_rings": uncast and windowed and checkpointed_hoists_if_cast and not hoist_limited}
+              "uncast_rings": uncast and windowed and checkpointed_hoists_if_cast and not hoist_limited,
+              "reference_forward": reference_forward}
     if peak == "forward_start" and windowed:
         return [Component(
             "step.windowed_einsum_rings", prefetch,

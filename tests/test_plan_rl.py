@@ -322,6 +322,35 @@ def test_params_in_the_compute_dtype_hoist_by_generation():
         assert not plan(*args, "float32").step_unpredicted
 
 
+def test_kl_reference_forward_is_an_upper_bound_and_flagged():
+    """With beta != 0 XLA:TPU hoisted the reference forward's all-gathers beside the policy's on v4-8
+    and v6e-4 (bench rows 279 and 284: temp 11,599,874,560 and 12,579,261,376 B; at their peaks two
+    sets of every layer's gathers, 2 x 5,549,064,192 B and 5,637,144,576 + 6,425,149,440 B), but on
+    v6e-8 none (row 285: 4,152,783,328 B, near the step without hoisting)."""
+    def plan(tpu, model, micro_bs, accum, len_, optimizer, remat, beta):
+        return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=accum * micro_bs, micro_bs=micro_bs,
+                                     prompt_len=512, len=len_, optimizer=optimizer, remat=remat, beta=beta))
+
+    for args, xla, gathers in ((("v4-8", "Qwen2.5-3B", 4, 4, 1024, "lion", "dots"), 11_599_874_560,
+                                2 * 5_549_064_192),
+                               (("v6e-4", "Llama-3.2-3B", 4, 2, 512, "lion", "dots"), 12_579_261_376,
+                                5_637_144_576 + 6_425_149_440)):
+        p = plan(*args, 0.04)
+        assert p.step_unpredicted.startswith("KL reference forward (beta != 0)"), args
+        c = p.training.step[0].inputs
+        assert c["reference_forward"] and c["hoisted"] and p.training.step[0].name == "step.fsdp_gather"
+        assert gathers < p.step_need_bytes < xla and 1 - p.step_need_bytes / xla < 0.03, args
+        assert plan(*args, 0.0).step_unpredicted is None
+    wide = plan("v6e-8", "Qwen3-4B", 8, 2, 512, "adamw", "dots", 0.04)
+    out = wide.training.step[0].inputs["outcomes"]
+    assert wide.step_need_bytes == out["hoisted_bytes"] > 3 * 4_152_783_328
+    assert abs(out["not_hoisted_bytes"] / 4_152_783_328 - 1) < 0.03
+    # without gradient accumulation nothing is hoisted and nothing is flagged (row 286: -0.8%)
+    single = make_plan(PlanRequest(tpu="v4-8", model="Llama-3.2-1B", workload="train", bs=8, micro_bs=8,
+                                   prompt_len=512, len=512, optimizer="lion", remat="dots", beta=0.04))
+    assert single.step_unpredicted is None and abs(single.step_need_bytes / (3.422 * GiB) - 1) < 0.01
+
+
 def test_headroom_inside_the_scheduler_margin_is_flagged():
     """Bench row 100: the estimate left 0.9% of HBM free on v5e-8 and XLA:TPU's compile ran out of
     memory (9.90 GiB of temp); a plan with headroom inside the scheduler's 5% margin says so."""

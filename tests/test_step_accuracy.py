@@ -51,8 +51,8 @@ def test_records_hold_the_compiled_figures():
     assert abs(card.temp_bytes / GiB / 7.82 - 1) < 0.005
     # every exact figure agrees with its three-decimal one
     assert all(abs(s.temp_bytes / GiB - s.temp_gib) <= 0.0005 for s in steps if s.temp_bytes is not None)
-    # held out (bench HELD_OUT): 124 of rows 71-278, compiled after the rules that predict them
-    assert sum(s.held_out for s in steps) == 124 and not any(s.held_out for s in steps if s.id < 71)
+    # held out (bench HELD_OUT): 128 of rows 71-289, compiled after the rules that predict them
+    assert sum(s.held_out for s in steps) == 128 and not any(s.held_out for s in steps if s.id < 71)
 
 
 def test_design_card_micro_batch_gets_the_v4_4_chip_hoisted_band():
@@ -60,11 +60,12 @@ def test_design_card_micro_batch_gets_the_v4_4_chip_hoisted_band():
     assert sa.regime_of(plan) == ("v4, 4 chips", "dots", "forward_start")
     note = _note(plan)
     steps, _ = sa.load(sa.SHIPPED_PATH)
-    # the band's figures, computed here from the records by re-planning each of its compiles
+    # the band's figures, computed here from the records by re-planning each of its compiles (flagged
+    # settings, which print their own note, left out)
     errs = []
     for s in steps:
         p = make_plan(PlanRequest(**s.request))
-        if sa.regime_of(p) == ("v4, 4 chips", "dots", "forward_start"):
+        if sa.regime_of(p) == ("v4, 4 chips", "dots", "forward_start") and not p.step_unpredicted:
             errs.append(100 * (p.training.step_temp_bytes - s.xla_temp) / s.xla_temp)
     assert len(errs) >= sa.MIN_BAND_RECORDS
     assert f"over {len(errs)} compiles" in note
@@ -205,8 +206,8 @@ def test_accuracy_steps_lists_every_band(capsys):
     # the four slice classes add up to every compile the step model predicts (flagged ones left out)
     top = {b.regime[0]: b.n for b in bands if b.regime[1:] == ("*", "*")}
     assert set(top) == {"v4, 4 chips", "v4, 8+ chips", "v5e", "v6e"}
-    # 31 compiles sit in the flagged settings, whose plans print their own note instead
-    assert sum(top.values()) == len(sa.evaluate(steps)) == len(steps) - 31
+    # 39 compiles sit in the flagged settings, whose plans print their own note instead
+    assert sum(top.values()) == len(sa.evaluate(steps)) == len(steps) - 39
 
 
 def test_need_range_and_verdict_flips_from_a_band():
