@@ -244,8 +244,9 @@ def training_memory(
 
 #: The share of the compile-time HBM limit up to which XLA:TPU hoists weight all-gathers beside the
 #: resident state (fitted). In the seven bench compiles whose estimate this caps (rows 30, 31, 111,
-#: 131, 196, 208, 219) XLA stopped at 92.0-94.5% of the limit: the capped estimate has been 1.8% to
-#: 19.0% above XLA, never below. It is not libtpu's ``xla_tpu_scheduler_percent_shared_memory_limit``:
+#: 131, 196, 208, 219) XLA stopped at 92.0-94.5% of the limit, and in held-out row 288 (v5e-8 with a
+#: dp 2 mesh) at 90.2%: the capped estimate has been 1.8% to 28.0% above XLA, never below. It is not
+#: libtpu's ``xla_tpu_scheduler_percent_shared_memory_limit``:
 #: compiling row 30 with that option at 20 or 60 left its temp unchanged (7.785 GiB at O0, 8.023 GiB
 #: at the default effort). ``xla_tpu_user_reserved_hbm_bytes`` does move it: with 1, 2 and 3 GB
 #: reserved row 30 compiled to 6.875, 6.381 and 6.089 GiB, and to 6.089 GiB with 4-6 GB (a floor,
@@ -554,7 +555,9 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
 
     * ``forward_start``: the scheduler hoists every layer's fsdp all-gather (bf16 weights, split
       over tp) to the start of the step when memory allows, capped by what its memory limit
-      (95% of the HBM limit) leaves beside the resident state; where XLA runs those gathers as
+      (95% of the HBM limit) leaves beside the resident state (not on v4 where the master params
+      are already in the compute dtype; with the KL term the reference forward's gathers too);
+      where XLA runs those gathers as
       windowed-einsum rings (:func:`windowed_einsum_expected`, with remat), the rings' weight chunks
       and matmul outputs of every layer instead (``RING_WEIGHT_CHUNKS``, ``_ring_output_width``);
     * ``backward_start``: the saved activations of every layer (per the remat policy), the
@@ -655,7 +658,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     else:
         hoisted_want = copies * gathered_layers + head_prefetch  # every layer's gathers (and the head) hoisted
         if reference_forward:
-            # the KL reference forward's gathers, hoisted beside the policy's (an upper bound: flagged)
+            # the KL reference forward's gathers, hoisted beside the policy's (flagged: 8-chip slices
+            # hoisted neither)
             hoisted_want += gathered_layers + (head_gathered if generation in _REFERENCE_HEAD_GATHERED
                                                else embed_cast)
     prefetch_want = hoisted_want if hoists else 0
@@ -704,8 +708,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         capped = prefetch < prefetch_want
         comps = [Component(
             "step.fsdp_gather", prefetch,
-            "min(copies · L · layer_weights/tp · it_c + head, 0.95 · XLA limit − resident)   "
-            "(all-gathers hoisted to the start; copies 2 without remat: the backward's too; head: the "
+            "min(copies · L · layer_weights/tp · it_c + head (+ the same + the reference head with beta != 0), "
+            "0.95 · XLA limit − resident)   "
+            "(all-gathers hoisted to the start; copies 2 without remat: the backward's too; with the KL term the "
+            "reference forward's too; head: the "
             "tied embedding's gather on v5e 4-chip rings and the lm_head's on v5e/v6e with params in the "
             "compute dtype, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
             {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": copies,
@@ -713,7 +719,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
              "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
             exact=False, phase=t,
             basis="XLA's scheduler prefetches every layer's fsdp all-gather while the step stays under about 95% "
-                  "of the HBM limit (fitted: capped compiles stopped at 92.0-94.5%); " + est)]
+                  "of the HBM limit (fitted: capped compiles stopped at 90.2-94.5%); " + est)]
         return comps
     if peak == "backward_start":
         gathers = [Component(
