@@ -373,7 +373,10 @@ _TIED_HEAD_MAX_FSDP = {"v5e": 4}
 #: the gathers (rings in 174, 177, 179; plain in 176, 178, 180). The lines sit at the smallest count
 #: seen windowed (above the largest seen plain): v4 1024 (512), v5e 768 (512), v6e 1536 (1024).
 #: What the rings hold is modelled by ``RING_WEIGHT_CHUNKS`` and ``_ring_output_width`` below; full
-#: remat and dots compile to the same rings.
+#: remat and dots compile to the same rings. With data parallelism beside the fsdp ring (dp 2) XLA ran
+#: plain all-gathers above the line: held-out rows 308 and 309 (v5e-16 and v4-32, fsdp 8, 1024
+#: tokens/device) held every layer's gathers at their peaks, 36 x 154,140,672 and 28 x 466,092,032 B
+#: to the byte; the step model expects rings only with dp 1 (``_rings_expected``).
 WINDOWED_EINSUM_MIN_TOKENS = {"v4": 1024, "v5e": 768, "v6e": 1536}
 WINDOWED_EINSUM_MIN_FSDP = 8
 #: What a windowed-einsum step holds at its peak, read from XLA's buffer assignment at the peak of
@@ -431,6 +434,11 @@ def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_devic
     """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings."""
     line = WINDOWED_EINSUM_MIN_TOKENS.get(generation or "")
     return line is not None and fsdp >= WINDOWED_EINSUM_MIN_FSDP and tokens_per_device >= line
+
+
+def _rings_expected(generation: str | None, mesh: Mesh, tokens_per_device: int) -> bool:
+    """Whether the step model expects windowed-einsum rings: the fsdp/token line, and no dp axis."""
+    return mesh.dp == 1 and windowed_einsum_expected(generation, mesh.fsdp, tokens_per_device)
 
 
 #: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
@@ -609,7 +617,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                       "log_softmax/entropy, full vocab, one micro-batch)")
     uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
     # with uncast params no plain (non-ring) v4 step held the lm_head's unreduced weight gradient
-    no_head_grad = uncast and not windowed_einsum_expected(generation, fsdp, tok)
+    crosses_ring_line = _rings_expected(generation, mesh, tok)
+    no_head_grad = uncast and not crosses_ring_line
     head_grad_extra = None if no_head_grad else _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
     head_grad = head_gathered  # the lm_head's bf16 weight gradient, V·H/tp, before its reduce-scatter
     with_head_grad = (int(logits_elements * (it_c + head_grad_extra)) + head_grad
@@ -632,7 +641,6 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the HBM limit.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
-    crosses_ring_line = windowed_einsum_expected(generation, fsdp, tok)
     line_applies = (fsdp >= _HOIST_LINE_MIN_FSDP
                     and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
     min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
