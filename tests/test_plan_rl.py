@@ -322,7 +322,7 @@ def test_params_in_the_compute_dtype_hoist_by_generation():
         assert not plan(*args, "float32").step_unpredicted
 
 
-def test_kl_reference_forward_is_an_upper_bound_and_flagged():
+def test_kl_reference_forward_counts_both_forwards_and_is_flagged():
     """With beta != 0 XLA:TPU hoisted the reference forward's all-gathers beside the policy's on v4-8,
     v6e-4 and v5e-4 (bench rows 279, 284, 292: temp 11,599,874,560, 12,579,261,376 and 5,120,357,376 B;
     at their peaks two sets of every layer's gathers, 2 x 5,549,064,192 B, 5,637,144,576 +
