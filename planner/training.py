@@ -314,6 +314,11 @@ _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
 #: and 16 x 121,634,816 B at their peaks, to the byte; -32.4%, -31.0%, -9.1% with the line,
 #: -2.3%, -2.5%, -5.5% without).
 _HOIST_LINE_MIN_FSDP = 8
+#: In its place, with a dp axis beside an 8+ chip fsdp ring, the dots steps hoisted where the resident
+#: state came to at least this share of the gathered layer weights (lion and adamw: bench rows 308, 312,
+#: 317-319, 322, 323 at 0.84-1.22x) and kept their gathers below it (sgd: rows 320 and 321 at 0.57x and
+#: 0.59x, +121% and +83% against the hoisted estimate; fitted on those two).
+_DP_HOIST_MIN_RESIDENT_PER_GATHERS = 0.7
 #: Generations on which the line applies only to windowed-einsum (ring) steps.
 _HOIST_LINE_RING_STEPS_ONLY = frozenset({"v6e"})
 #: Where the master params are already in the compute dtype (bf16 params: the layers' weights reach
@@ -651,8 +656,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     windowed = remat != "none" and crosses_ring_line
     # ring steps with uncast params keep the (upper-bound) ring estimate: they are flagged instead
     uncast_skips = uncast and not windowed and not _UNCAST_HOISTS.get(generation or "", True)
+    dp_low_resident = (mesh.dp > 1 and fsdp >= _HOIST_LINE_MIN_FSDP and remat == "dots"
+                       and resident_bytes < _DP_HOIST_MIN_RESIDENT_PER_GATHERS * gathered_layers)
     checkpointed_hoists_if_cast = (
-        shape.grad_accum > 1
+        shape.grad_accum > 1 and not dp_low_resident
         and (min_resident_per_saved is None or remat == "full"
              or resident_bytes >= min_resident_per_saved * saved_unscaled))
     checkpointed_hoists = checkpointed_hoists_if_cast and not uncast_skips
