@@ -315,9 +315,9 @@ _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
 #: -2.3%, -2.5%, -5.5% without).
 _HOIST_LINE_MIN_FSDP = 8
 #: In its place, with a dp axis beside an 8+ chip fsdp ring, the dots steps hoisted where the resident
-#: state came to at least this share of the gathered layer weights (lion and adamw: bench rows 308, 312,
-#: 317-319, 322, 323 at 0.84-1.22x) and kept their gathers below it (sgd: rows 320 and 321 at 0.57x and
-#: 0.59x, +121% and +83% against the hoisted estimate; fitted on those two).
+#: state came to at least this share of the gathered layer weights (lion and adamw: bench rows 299, 308,
+#: 309, 312, 317-319, 322, 323 at 0.83-1.22x) and kept their gathers below it (sgd: rows 320 and 321 at
+#: 0.57x and 0.59x, +121% and +83% against the hoisted estimate; fitted on those two).
 _DP_HOIST_MIN_RESIDENT_PER_GATHERS = 0.7
 #: Generations on which the line applies only to windowed-einsum (ring) steps.
 _HOIST_LINE_RING_STEPS_ONLY = frozenset({"v6e"})
