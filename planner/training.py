@@ -525,7 +525,6 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 f"this step needs {fmt_gib(out['hoisted_bytes'])} with both hoisted and "
                 f"{fmt_gib(out['not_hoisted_bytes'])} without; check it with --compile")
     if step.get("uncast_rings"):
-        out = step["outcomes"]
         return (f"master params in the compute dtype on a ring of {step['fsdp']} chips where XLA is expected to "
                 "run windowed-einsum rings: in the four such compiles (bench rows 250, 266, 267, 277: Qwen2.5-7B "
                 "on v4-16, Qwen2.5-1.5B and Qwen3-4B on v5e-8, Qwen2.5-1.5B on v5e-16) XLA hoisted no rings, yet "
@@ -665,6 +664,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     checkpointed_hoists = checkpointed_hoists_if_cast and not uncast_skips
     hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
+    would_hoist_if_cast = checkpointed_hoists_if_cast and not hoist_limited
     head_prefetch = (head_gathered if ((spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0))
                                        or (uncast and generation in _UNCAST_HEAD_HOISTED))
                      else embed_cast)
@@ -704,8 +704,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "windowed_einsum": crosses_ring_line,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3),
               "params_in_compute_dtype": uncast,
-              "uncast_skips_hoisting": uncast_skips and checkpointed_hoists_if_cast and not hoist_limited,
-              "uncast_rings": uncast and windowed and checkpointed_hoists_if_cast and not hoist_limited,
+              "uncast_skips_hoisting": uncast_skips and would_hoist_if_cast,
+              "uncast_rings": uncast and windowed and would_hoist_if_cast,
               "reference_forward": reference_forward}
     if peak == "forward_start" and windowed:
         return [Component(

@@ -271,8 +271,7 @@ def test_where_the_hoisting_line_applies():
     # with dp 2 beside an 8-chip fsdp ring the line does not apply: rows 308 and 312 (v5e-16, v4-32) at
     # 2.19x hoisted every layer's plain gathers (temp 5,761,771,520 and 5,770,225,152 B)
     for tpu, xla in (("v5e-16", 5_761_771_520), ("v4-32", 5_770_225_152)):
-        p = make_plan(PlanRequest(tpu=tpu, model="Qwen2.5-3B", workload="train", bs=32, micro_bs=16,
-                                  prompt_len=512, len=512, optimizer="lion", remat="dots", mesh="2,8,1"))
+        p = _train(tpu, "Qwen2.5-3B", 16, 32, len=512, optimizer="lion", remat="dots", mesh="2,8,1")
         c = p.training.step[0].inputs
         assert c["hoisting_line"] is None and c["hoisted"] and not c["windowed_einsum"], tpu
         assert abs(p.step_need_bytes / xla - 1) < 0.03, tpu
@@ -280,8 +279,7 @@ def test_where_the_hoisting_line_applies():
     # (rows 320 and 321: temp 2,592,227,328 and 1,465,351,168 B)
     for tpu, model, prompt_len, len_, xla in (("v4-32", "Llama-3.2-3B", 256, 512, 2_592_227_328),
                                               ("v5e-16", "Qwen2.5-1.5B", 256, 256, 1_465_351_168)):
-        p = make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=32, micro_bs=16, prompt_len=prompt_len,
-                                  len=len_, optimizer="sgd", remat="dots", mesh="2,8,1"))
+        p = _train(tpu, model, 16, 32, prompt_len=prompt_len, len=len_, optimizer="sgd", remat="dots", mesh="2,8,1")
         c = p.training.step[0].inputs
         assert c["resident_per_gathers"] < 0.7 and not c["hoisted"] and c["peak_phase"] == "backward_start", tpu
         assert 0 < p.step_need_bytes / xla - 1 < 0.22, tpu
@@ -301,9 +299,8 @@ def test_params_in_the_compute_dtype_hoist_by_generation():
     6,329,126,560 and 6,254,525,952 B). Where the gathers run as rings (row 250 on v4-16, rows 266 and
     267 on v5e-8) XLA landed between the outcomes: flagged, the ring estimate the upper bound."""
     def plan(tpu, model, micro_bs, accum, prompt_len, len_, optimizer, remat, dtype):
-        return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=accum * micro_bs, micro_bs=micro_bs,
-                                     prompt_len=prompt_len, len=len_, optimizer=optimizer, remat=remat,
-                                     param_dtype=dtype))
+        return _train(tpu, model, micro_bs, accum * micro_bs, prompt_len=prompt_len, len=len_, optimizer=optimizer,
+                      remat=remat, param_dtype=dtype)
 
     for args, xla in ((("v4-8", "Qwen2.5-7B", 4, 8, 512, 1024, "lion", "dots"), 6_810_322_432),
                       (("v4-8", "Qwen3-4B", 4, 4, 512, 1024, "adamw", "full"), 2_512_087_552),
@@ -346,8 +343,7 @@ def test_kl_reference_forward_counts_both_forwards_and_is_flagged():
     6,425,149,440 B and 1,946,157,056 + 2,996,830,208 B), but on v6e-8 none (row 285: 4,152,783,328 B,
     near the step without hoisting)."""
     def plan(tpu, model, micro_bs, accum, len_, optimizer, remat, beta):
-        return make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=accum * micro_bs, micro_bs=micro_bs,
-                                     prompt_len=512, len=len_, optimizer=optimizer, remat=remat, beta=beta))
+        return _train(tpu, model, micro_bs, accum * micro_bs, len=len_, optimizer=optimizer, remat=remat, beta=beta)
 
     for args, xla, gathers in ((("v4-8", "Qwen2.5-3B", 4, 4, 1024, "lion", "dots"), 11_599_874_560,
                                 2 * 5_549_064_192),
@@ -366,8 +362,7 @@ def test_kl_reference_forward_counts_both_forwards_and_is_flagged():
     assert wide.step_need_bytes == out["hoisted_bytes"] > 3 * 4_152_783_328
     assert abs(out["not_hoisted_bytes"] / 4_152_783_328 - 1) < 0.03
     # without gradient accumulation nothing is hoisted and nothing is flagged (row 286: -0.8%)
-    single = make_plan(PlanRequest(tpu="v4-8", model="Llama-3.2-1B", workload="train", bs=8, micro_bs=8,
-                                   prompt_len=512, len=512, optimizer="lion", remat="dots", beta=0.04))
+    single = _train("v4-8", "Llama-3.2-1B", 8, 8, len=512, optimizer="lion", remat="dots", beta=0.04)
     assert single.step_unpredicted is None and abs(single.step_need_bytes / (3.422 * GiB) - 1) < 0.01
 
 
