@@ -563,6 +563,83 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
             "check it with --compile")
 
 
+class _Hoisting(NamedTuple):
+    """The step model's decision on the layers' fsdp all-gathers, and why (see :func:`_hoisting`)."""
+
+    hoists: bool  # every layer's gathers are live together at the step's start (or its rings are)
+    if_cast: bool  # the decision were the params cast before their gathers (the bf16 flags read it)
+    limited: bool  # the gathers exceed ``_HOIST_MAX_LIMIT_SHARE`` of the HBM limit: none hoisted
+    uncast_skips: bool  # params in the compute dtype on a generation that then hoists none
+    line: float | None  # the resident-per-saved line that decides this dots step, else None
+    reason: str  # one line, printed by --explain
+
+
+def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, windowed, uncast, resident_bytes,
+              saved_unscaled, gathered_layers, xla_limit_bytes) -> _Hoisting:
+    """Whether XLA:TPU is expected to hoist every layer's fsdp all-gather to the step's start.
+
+    The rules, in the order they decide (each fitted to and held out against compiles; the constants
+    above name the bench rows): none where the gathers exceed half of the HBM limit; all without
+    remat; none with grad_accum 1; with a dp axis beside an 8+ chip fsdp ring, dots steps only where
+    the resident state reaches ``_DP_HOIST_MIN_RESIDENT_PER_GATHERS`` of the gathered weights; without
+    one, on 8+ chip rings, dots steps only where it reaches ``_HOIST_MIN_RESIDENT_PER_SAVED`` of the
+    saved activations (on v6e only for ring steps); none on v4 with master params in the compute
+    dtype (plain gathers); otherwise all. Byte counts are per device.
+    """
+    fsdp = mesh.fsdp
+    limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
+    line_applies = (mesh.dp == 1 and fsdp >= _HOIST_LINE_MIN_FSDP
+                    and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
+    min_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
+    below_line = (min_per_saved is not None and remat != "full"
+                  and resident_bytes < min_per_saved * saved_unscaled)
+    dp_low_resident = (mesh.dp > 1 and fsdp >= _HOIST_LINE_MIN_FSDP and remat == "dots"
+                       and resident_bytes < _DP_HOIST_MIN_RESIDENT_PER_GATHERS * gathered_layers)
+    # ring steps with uncast params keep the (upper-bound) ring estimate: they are flagged instead
+    uncast_skips = uncast and not windowed and not _UNCAST_HOISTS.get(generation or "", True)
+    checkpointed = grad_accum > 1 and not dp_low_resident and not below_line
+    hoists = (remat == "none" or (checkpointed and not uncast_skips)) and not limited
+    line = min_per_saved if remat == "dots" and grad_accum > 1 and not limited and not uncast_skips else None
+
+    per_saved = resident_bytes / saved_unscaled if saved_unscaled else 0.0
+    how = " as windowed-einsum rings" if windowed else ""
+    if limited:
+        reason = (f"none hoisted: the layers' gathers come to {gathered_layers / xla_limit_bytes:.0%} of the "
+                  f"HBM limit, above {_HOIST_MAX_LIMIT_SHARE:.0%}")
+    elif remat == "none":
+        reason = "hoisted: without remat every layer's gathers are hoisted to the step's start"
+    elif grad_accum == 1:
+        reason = "not hoisted: with grad_accum 1 each layer's gathers stay beside the layer"
+    elif dp_low_resident:
+        reason = (f"not hoisted: dp {mesh.dp} beside an fsdp ring of {fsdp} chips, resident state "
+                  f"{resident_bytes / gathered_layers:.2f}x the gathered weights, below "
+                  f"{_DP_HOIST_MIN_RESIDENT_PER_GATHERS}x")
+    elif below_line:
+        reason = (f"not hoisted: resident state {per_saved:.2f}x the saved activations, below the "
+                  f"{min_per_saved}x line ({generation}, fsdp ring of {fsdp} chips)")
+    elif uncast_skips:
+        reason = (f"not hoisted: master params in the compute dtype on {generation} (no cast before the "
+                  "gathers)")
+    elif min_per_saved is not None and remat == "dots":
+        reason = (f"hoisted{how}: resident state {per_saved:.2f}x the saved activations, at or above the "
+                  f"{min_per_saved}x line")
+    elif remat == "dots" and mesh.dp > 1 and fsdp >= _HOIST_LINE_MIN_FSDP:
+        reason = (f"hoisted{how}: dp {mesh.dp} beside an fsdp ring of {fsdp} chips, resident state "
+                  f"{resident_bytes / gathered_layers:.2f}x the gathered weights, at or above "
+                  f"{_DP_HOIST_MIN_RESIDENT_PER_GATHERS}x")
+    elif remat == "dots" and fsdp < _HOIST_LINE_MIN_FSDP:
+        reason = (f"hoisted{how}: accumulating step on an fsdp ring of {fsdp} chips (the resident-per-saved "
+                  f"line applies from {_HOIST_LINE_MIN_FSDP})")
+    elif remat == "dots" and generation in _HOIST_LINE_RING_STEPS_ONLY:
+        reason = f"hoisted{how}: accumulating step with plain gathers on {generation} (the line applies to rings only)"
+    elif remat == "dots":
+        reason = f"hoisted{how}: accumulating step (no resident-per-saved line fitted for {generation or 'this TPU'})"
+    else:
+        reason = f"hoisted{how}: accumulating step with {remat} remat"
+    return _Hoisting(hoists=hoists, if_cast=checkpointed and not limited, limited=limited,
+                     uncast_skips=uncast_skips, line=line, reason=reason)
+
+
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes,
                       xla_limit_bytes=None, generation=None, reference_forward=False) -> list[Component]:
     """What XLA:TPU keeps live at the step's peak (its temp allocation), per device.
@@ -649,22 +726,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the HBM limit.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
-    line_applies = (mesh.dp == 1 and fsdp >= _HOIST_LINE_MIN_FSDP
-                    and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
-    min_resident_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
     windowed = remat != "none" and crosses_ring_line
-    # ring steps with uncast params keep the (upper-bound) ring estimate: they are flagged instead
-    uncast_skips = uncast and not windowed and not _UNCAST_HOISTS.get(generation or "", True)
-    dp_low_resident = (mesh.dp > 1 and fsdp >= _HOIST_LINE_MIN_FSDP and remat == "dots"
-                       and resident_bytes < _DP_HOIST_MIN_RESIDENT_PER_GATHERS * gathered_layers)
-    checkpointed_hoists_if_cast = (
-        shape.grad_accum > 1 and not dp_low_resident
-        and (min_resident_per_saved is None or remat == "full"
-             or resident_bytes >= min_resident_per_saved * saved_unscaled))
-    checkpointed_hoists = checkpointed_hoists_if_cast and not uncast_skips
-    hoist_limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
-    hoists = (remat == "none" or checkpointed_hoists) and not hoist_limited
-    would_hoist_if_cast = checkpointed_hoists_if_cast and not hoist_limited
+    hoisting = _hoisting(generation, mesh, remat, shape.grad_accum, crosses_ring_line=crosses_ring_line,
+                         windowed=windowed, uncast=uncast, resident_bytes=resident_bytes,
+                         saved_unscaled=saved_unscaled, gathered_layers=gathered_layers,
+                         xla_limit_bytes=xla_limit_bytes)
+    hoists, hoist_limited, uncast_skips = hoisting.hoists, hoisting.limited, hoisting.uncast_skips
     head_prefetch = (head_gathered if ((spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0))
                                        or (uncast and generation in _UNCAST_HEAD_HOISTED))
                      else embed_cast)
@@ -693,19 +760,18 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
     outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward, update),
                 "not_hoisted_bytes": max(backward, update)}
-    line = (min_resident_per_saved if remat == "dots" and shape.grad_accum > 1 and not hoist_limited
-            and not uncast_skips else None)
-    hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": line}
-                     if line is not None and saved_unscaled else None)
+    hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line}
+                     if hoisting.line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
-              "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_limited": hoist_limited,
+              "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_reason": hoisting.reason,
+              "hoist_limited": hoist_limited,
               "outcomes": outcomes, "hoisting_line": hoisting_line,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
               "windowed_einsum": crosses_ring_line,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3),
               "params_in_compute_dtype": uncast,
-              "uncast_skips_hoisting": uncast_skips and would_hoist_if_cast,
-              "uncast_rings": uncast and windowed and would_hoist_if_cast,
+              "uncast_skips_hoisting": uncast_skips and hoisting.if_cast,
+              "uncast_rings": uncast and windowed and hoisting.if_cast,
               "reference_forward": reference_forward}
     if peak == "forward_start" and windowed:
         return [Component(

@@ -261,6 +261,11 @@ def test_where_the_hoisting_line_applies():
         assert not c["windowed_einsum"] and c["hoisting_line"] is None and c["hoisted"], args
         assert p.training.step[0].name == "step.fsdp_gather"
         assert abs(p.step_need_bytes / GiB / xla - 1) < 0.09, args
+        # --explain says which rule decided: no line on 4-chip rings, nor for v6e's plain gathers
+        assert c["hoist_reason"] == ("hoisted: accumulating step on an fsdp ring of 4 chips (the resident-per-saved "
+                                     "line applies from 8)" if args[0].endswith("-4") else
+                                     "hoisted: accumulating step with plain gathers on v6e (the line applies to "
+                                     "rings only)"), args
     for args, xla in ((("v4-16", "Qwen2.5-3B", 8, 256, 512, "sgd"), 2.902),
                       (("v5e-8", "Qwen2.5-1.5B", 8, 256, 256, "sgd"), 1.366)):
         p = plan(*args)
@@ -268,12 +273,16 @@ def test_where_the_hoisting_line_applies():
         assert not c["windowed_einsum"] and c["hoisting_line"]["resident_per_saved"] < 2.5 and not c["hoisted"]
         assert c["peak_phase"] == "backward_start"
         assert 0 < p.step_need_bytes / GiB / xla - 1 < 0.08, args
+        assert c["hoist_reason"].startswith(f"not hoisted: resident state {c['hoisting_line']['resident_per_saved']:.2f}x "
+                                            "the saved activations, below the 2.5x line"), args
     # with dp 2 beside an 8-chip fsdp ring the line does not apply: rows 308 and 312 (v5e-16, v4-32) at
     # 2.19x hoisted every layer's plain gathers (temp 5,761,771,520 and 5,770,225,152 B)
     for tpu, xla in (("v5e-16", 5_761_771_520), ("v4-32", 5_770_225_152)):
         p = _train(tpu, "Qwen2.5-3B", 16, 32, len=512, optimizer="lion", remat="dots", mesh="2,8,1")
         c = p.training.step[0].inputs
         assert c["hoisting_line"] is None and c["hoisted"] and not c["windowed_einsum"], tpu
+        assert c["hoist_reason"] == (f"hoisted: dp 2 beside an fsdp ring of 8 chips, resident state "
+                                     f"{c['resident_per_gathers']:.2f}x the gathered weights, at or above 0.7x"), tpu
         assert abs(p.step_need_bytes / xla - 1) < 0.03, tpu
     # but with sgd's small resident state (below 0.7x the gathered weights) they kept their gathers
     # (rows 320 and 321: temp 2,592,227,328 and 1,465,351,168 B)
@@ -282,6 +291,7 @@ def test_where_the_hoisting_line_applies():
         p = _train(tpu, model, 16, 32, prompt_len=prompt_len, len=len_, optimizer="sgd", remat="dots", mesh="2,8,1")
         c = p.training.step[0].inputs
         assert c["resident_per_gathers"] < 0.7 and not c["hoisted"] and c["peak_phase"] == "backward_start", tpu
+        assert c["hoist_reason"].startswith("not hoisted: dp 2 beside an fsdp ring of 8 chips"), tpu
         assert 0 < p.step_need_bytes / xla - 1 < 0.22, tpu
     ring = make_plan(PlanRequest(tpu="v6e-8", model="Llama-3.2-3B", workload="train", bs=32, micro_bs=8,
                                  prompt_len=512, len=1024, optimizer="lion", remat="dots"))
@@ -311,6 +321,7 @@ def test_params_in_the_compute_dtype_hoist_by_generation():
         p = plan(*args, "bfloat16")
         c = p.training.step[0].inputs
         assert c["params_in_compute_dtype"] and c["uncast_skips_hoisting"] and not c["hoisted"], args
+        assert c["hoist_reason"] == "not hoisted: master params in the compute dtype on v4 (no cast before the gathers)"
         assert c["peak_phase"] == "backward_start" and p.step_unpredicted is None
         logits = next(x for x in p.training.step if x.name == "step.logits")
         assert logits.inputs["head_grad_extra_bytes"] is None
@@ -439,6 +450,8 @@ def test_gathers_over_half_the_limit_are_not_hoisted():
         phases = p.training.step[0].inputs["phase_bytes"]
         assert p.training.step[0].inputs["peak_phase"] == "backward_start"
         assert phases["forward_start"] == 0
+        assert p.training.step[0].inputs["hoist_reason"] == ("none hoisted: the layers' gathers come to 77% of "
+                                                             "the HBM limit, above 50%")
         # saved dots · 4/3 + lm_head + logits: the same bytes on both slices (tp 1, 1024 tokens/device)
         assert p.step_need_bytes == 5_338_807_227
         assert -0.17 < p.step_need_bytes / xla - 1 < -0.10
