@@ -77,7 +77,7 @@ def smallest_slice(plan: Plan, replan: Replan = make_plan) -> Suggestion:
 def _largest_fitting_micro_batch(plan: Plan, replan: Replan) -> Plan | None:
     """The plan of ``plan.request`` with the largest micro-batch that fits, or None."""
     t = plan.training
-    shards = t.mesh.dp * t.mesh.fsdp
+    shards = t.mesh.batch_shards
     padded = t.shape.padded_sequences
     for micro in range(padded, 0, -shards):
         if padded % micro or micro % shards:
@@ -96,8 +96,8 @@ def largest_micro_batch(plan: Plan, replan: Replan = make_plan) -> Suggestion | 
     if p is not None:
         return Suggestion("largest micro-batch that fits", f"--micro-bs {p.request.micro_bs} (grad_accum "
                           f"{p.training.shape.grad_accum}): {_need_free(p)}", p.request, p.verdict)
-    shards = t.mesh.dp * t.mesh.fsdp
-    return Suggestion("largest micro-batch that fits", f"none: even --micro-bs {shards} does not fit", None, "none")
+    return Suggestion("largest micro-batch that fits", f"none: even --micro-bs {t.mesh.batch_shards} does not fit",
+                      None, "none")
 
 
 def bf16_master_params(plan: Plan, replan: Replan = make_plan) -> Suggestion | None:

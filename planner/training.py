@@ -50,6 +50,11 @@ class Mesh(NamedTuple):
     def size(self) -> int:
         return self.dp * self.fsdp * self.tp
 
+    @property
+    def batch_shards(self) -> int:
+        """Devices the batch is split over (dp × fsdp): a micro-batch is a multiple of it."""
+        return self.dp * self.fsdp
+
     def __str__(self) -> str:
         return f"{self.dp},{self.fsdp},{self.tp}"
 
@@ -100,7 +105,7 @@ class TrainShape(NamedTuple):
 
 def train_shape(sequences: int, micro_bs: int | None, prompt_len: int, gen_len: int, mesh: Mesh) -> TrainShape:
     """Batch arithmetic of the runner: pad, split into micro-batches, bucket the sequence."""
-    shards = mesh.dp * mesh.fsdp
+    shards = mesh.batch_shards
     padded = round_up(sequences, shards)
     micro = padded if micro_bs is None else micro_bs
     if micro % shards:

@@ -131,6 +131,24 @@ def test_bf16_master_params_suggestion_halves_the_resident_state():
     assert "bfloat16 master params" not in {s.title for s in suggestions(p)}
 
 
+def test_largest_micro_batch_suggestion_steps_in_batch_shards():
+    from planner.suggest import suggestions
+
+    # Qwen2.5-7B with adamw in fp32 on v5e-4: 16 B x 7,615,616,512 / 4 = 30.5 GB resident per chip, above
+    # v5e's 16 GiB whatever the micro-batch; the smallest micro-batch tried is dp x fsdp = 4 sequences
+    p = _train("v5e-4", "Qwen2.5-7B", None, 32, optimizer="adamw")
+    assert p.training.mesh.batch_shards == 4 and p.training.resident_bytes > p.limit_bytes
+    way = {s.title: s for s in suggestions(p)}["largest micro-batch that fits"]
+    assert way.verdict == "none" and way.detail == "none: even --micro-bs 4 does not fit"
+    # on a dp 2 x fsdp 2 mesh of v4-8 the 3B step (whole batch of 32: oom) fits at micro-batch 4, one
+    # sequence per chip, and not at the next multiple of the shards, 8
+    q = _train("v4-8", "Qwen2.5-3B", None, 32, optimizer="adamw", mesh="2,2,1")
+    assert q.training.mesh.batch_shards == 4 and q.verdict == "oom"
+    way = {s.title: s for s in suggestions(q)}["largest micro-batch that fits"]
+    assert way.verdict == "fits" and way.detail.startswith("--micro-bs 4 (grad_accum 8): ")
+    assert not make_plan(way.request.with_(micro_bs=8)).fits
+
+
 def test_suggestions_find_a_window_when_one_exists():
     from planner.suggest import suggestions
 
