@@ -327,7 +327,11 @@ _HOIST_LINE_MIN_FSDP = 8
 #: a dp axis it also holds above that line: the sgd step of row 336 (v4-16 Llama-3.2-3B at 768
 #: tokens/device, 2.70x the saved activations but 0.57x the gathered weights) kept its gathers (+110%
 #: against the hoisted estimate, +15.9% without); every other dp-1 dots step below 0.7x (25 compiles)
-#: sat below the line as well, and kept them.
+#: sat below the line as well, and kept them. Held out after that (rows 337-345): the eight plain
+#: steps below the share kept their gathers (v4, v5e and v6e; +0.1% to +24.6%, the v4 steps at 512
+#: tokens/device high by the lm_head weight-gradient sub-phase). The ninth, row 342 (Qwen2.5-7B, sgd,
+#: 0.58x), ran windowed-einsum rings at 768 tokens/device (``WINDOWED_EINSUM_LARGE_LAYER``) and hoisted
+#: them: a ring step holds 4/fsdp of the gathered weights, and the share applies to plain steps only.
 _HOIST_MIN_RESIDENT_PER_GATHERS = 0.7
 #: Generations on which the line applies only to windowed-einsum (ring) steps.
 _HOIST_LINE_RING_STEPS_ONLY = frozenset({"v6e"})
@@ -398,6 +402,13 @@ _TIED_HEAD_MAX_FSDP = {"v5e": 4}
 #: to the byte; the step model expects rings only with dp 1 (``_rings_expected``).
 WINDOWED_EINSUM_MIN_TOKENS = {"v4": 1024, "v5e": 768, "v6e": 1536}
 WINDOWED_EINSUM_MIN_FSDP = 8
+#: Below that line v4 ran rings for large layers: Qwen2.5-7B (466,092,032 B of bf16 weights per layer)
+#: at 768 tokens/device on v4-16 (bench row 342: its peak held 6,059,196,416 B of ``AllocateBuffer``
+#: ring chunks, 28 layers x 4 chunks less 8, and the ring estimate comes to +3.9%), where the 1.5B-4B
+#: models (at most 201,850,880 B per layer) at 768 ran plain gathers (rows 234-236, 240, 242, 336).
+#: Value: (tokens per device, bytes of one layer's gathered weights split over tp), the line at the
+#: smallest layer seen windowed, as above; fitted on row 342 alone.
+WINDOWED_EINSUM_LARGE_LAYER = {"v4": (768, 466_092_032)}
 #: What a windowed-einsum step holds at its peak, read from XLA's buffer assignment at the peak of
 #: three compiles (bench rows 151 and 203: Llama-3.2-3B on v5e-8 at 1536 and 768 tokens/device;
 #: row 153: Qwen2.5-7B on v4-16 at 1024), the same in all three for every layer: of each weight matrix
@@ -449,15 +460,23 @@ def rings_upper_bound_note(generation: str | None, train: TrainingMemory) -> str
             "inside the rematerialised backward instead (rows 217 and 78); check it with --compile")
 
 
-def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int) -> bool:
-    """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings."""
+def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int,
+                             layer_gathered_bytes: int = 0) -> bool:
+    """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings.
+
+    ``layer_gathered_bytes``: one layer's all-gathered weights (bf16, split over tp), in bytes.
+    """
+    if fsdp < WINDOWED_EINSUM_MIN_FSDP:
+        return False
     line = WINDOWED_EINSUM_MIN_TOKENS.get(generation or "")
-    return line is not None and fsdp >= WINDOWED_EINSUM_MIN_FSDP and tokens_per_device >= line
+    large = WINDOWED_EINSUM_LARGE_LAYER.get(generation or "")
+    return ((line is not None and tokens_per_device >= line)
+            or (large is not None and tokens_per_device >= large[0] and layer_gathered_bytes >= large[1]))
 
 
-def _rings_expected(generation: str | None, mesh: Mesh, tokens_per_device: int) -> bool:
-    """Whether the step model expects windowed-einsum rings: the fsdp/token line, and no dp axis."""
-    return mesh.dp == 1 and windowed_einsum_expected(generation, mesh.fsdp, tokens_per_device)
+def _rings_expected(generation: str | None, mesh: Mesh, tokens_per_device: int, layer_gathered_bytes: int) -> bool:
+    """Whether the step model expects windowed-einsum rings: the fsdp/token lines, and no dp axis."""
+    return mesh.dp == 1 and windowed_einsum_expected(generation, mesh.fsdp, tokens_per_device, layer_gathered_bytes)
 
 
 #: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
@@ -592,7 +611,7 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, windowe
     above name the bench rows): none where the gathers exceed half of the HBM limit; all without
     remat; none with grad_accum 1; on 8+ chip fsdp rings without a dp axis, dots steps only where the
     resident state reaches ``_HOIST_MIN_RESIDENT_PER_SAVED`` of the saved activations (on v6e only for
-    ring steps); on 8+ chip fsdp rings, dp axis or not, dots steps only where it reaches
+    ring steps); on 8+ chip fsdp rings, dp axis or not, plain-gather dots steps only where it reaches
     ``_HOIST_MIN_RESIDENT_PER_GATHERS`` of the gathered weights; none on v4 with master params in the
     compute dtype (plain gathers); otherwise all. Byte counts are per device.
     """
@@ -603,7 +622,8 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, windowe
     min_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
     below_line = (min_per_saved is not None and remat != "full"
                   and resident_bytes < min_per_saved * saved_unscaled)
-    low_resident = (fsdp >= _HOIST_LINE_MIN_FSDP and remat == "dots"
+    # ring steps hold 4/fsdp of the gathered weights, not all of them: the share decides plain steps only
+    low_resident = (fsdp >= _HOIST_LINE_MIN_FSDP and remat == "dots" and not windowed
                     and resident_bytes < _HOIST_MIN_RESIDENT_PER_GATHERS * gathered_layers)
     # ring steps with uncast params keep the (upper-bound) ring estimate: they are flagged instead
     uncast_skips = uncast and not windowed and not _UNCAST_HOISTS.get(generation or "", True)
@@ -632,9 +652,10 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, windowe
         reason = (f"not hoisted: master params in the compute dtype on {generation} (no cast before the "
                   "gathers)")
     elif min_per_saved is not None and remat == "dots":
+        share = (f", and {per_gathers:.2f}x the gathered weights, at or above {_HOIST_MIN_RESIDENT_PER_GATHERS}x"
+                 if not windowed else "")
         reason = (f"hoisted{how}: resident state {per_saved:.2f}x the saved activations, at or above the "
-                  f"{min_per_saved}x line, and {per_gathers:.2f}x the gathered weights, at or above "
-                  f"{_HOIST_MIN_RESIDENT_PER_GATHERS}x")
+                  f"{min_per_saved}x line{share}")
     elif remat == "dots" and fsdp >= _HOIST_LINE_MIN_FSDP:
         no_line = ("the saved-activations line applies without a dp axis" if mesh.dp > 1 else
                    f"on {generation} the saved-activations line applies to rings only"
@@ -713,7 +734,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                       "log_softmax/entropy, full vocab, one micro-batch)")
     uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
     # with uncast params no plain (non-ring) v4 step held the lm_head's unreduced weight gradient
-    crosses_ring_line = _rings_expected(generation, mesh, tok)
+    crosses_ring_line = _rings_expected(generation, mesh, tok, layer_gathered)
     no_head_grad = uncast and not crosses_ring_line
     head_grad_extra = None if no_head_grad else _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
     head_grad = head_gathered  # the lm_head's bf16 weight gradient, V·H/tp, before its reduce-scatter
