@@ -538,13 +538,13 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: row 309 (twenty-sixth) showed, with row 308, that dp 2 meshes run no rings, and rows 308, 312 and
 #: 317 (twenty-seventh) that the hoisting line does not apply to them, and rows 320 and 321
 #: (twenty-eighth) that low resident state keeps the gathers there; row 336 (thirtieth) that it keeps
-#: them without a dp axis too; row 342 (thirty-first) that v4 runs rings below its token line for
-#: large layers, and hoists them whatever the resident share.
+#: them without a dp axis too; row 342 (thirty-first) that ring steps hoist whatever the resident
+#: share, and rows 350 and 352 (thirty-second), with 342, that v4's ring line is at 768 tokens/device.
 JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181,
                            89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194, 203, 149, 161,
                            234, 235, 236, 239, 247, 249, 250, 256, 257, 258, 259, 260, 266, 267, 273,
                            279, 280, 281, 282, 283, 284, 285, 292, 309,
-                           308, 312, 317, 320, 321, 336, 342})
+                           308, 312, 317, 320, 321, 336, 342, 350, 352})
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
 HELD_OUT = HELD_OUT_BATCHES - JOINED_FITTED
 

@@ -319,19 +319,19 @@ _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.5, "v5e": 2.5, "v6e": 2.5}
 #: and 16 x 121,634,816 B at their peaks, to the byte; -32.4%, -31.0%, -9.1% with the line,
 #: -2.3%, -2.5%, -5.5% without).
 _HOIST_LINE_MIN_FSDP = 8
-#: On 8+ chip fsdp rings the dots steps kept their gathers where the resident state came to less than
-#: this share of the gathered layer weights. With a dp axis beside the ring, where the line above does
-#: not apply, it decides: lion and adamw hoisted at 0.83-1.22x (bench rows 299, 308, 309, 312, 317-319,
-#: 322, 323), sgd kept its gathers at 0.57x and 0.59x (rows 320 and 321, +121% and +83% against the
-#: hoisted estimate; fitted on those two), then rows 324-328, held out, went the predicted way. Without
-#: a dp axis it also holds above that line: the sgd step of row 336 (v4-16 Llama-3.2-3B at 768
-#: tokens/device, 2.70x the saved activations but 0.57x the gathered weights) kept its gathers (+110%
-#: against the hoisted estimate, +15.9% without); every other dp-1 dots step below 0.7x (25 compiles)
-#: sat below the line as well, and kept them. Held out after that (rows 337-345): the eight plain
-#: steps below the share kept their gathers (v4, v5e and v6e; +0.1% to +24.6%, the v4 steps at 512
-#: tokens/device high by the lm_head weight-gradient sub-phase). The ninth, row 342 (Qwen2.5-7B, sgd,
-#: 0.58x), ran windowed-einsum rings at 768 tokens/device (``WINDOWED_EINSUM_LARGE_LAYER``) and hoisted
-#: them: a ring step holds 4/fsdp of the gathered weights, and the share applies to plain steps only.
+#: On 8+ chip fsdp rings the plain-gather dots steps kept their gathers where the resident state came
+#: to less than this share of the gathered layer weights. With a dp axis beside the ring, where the
+#: line above does not apply, it decides: lion and adamw hoisted at 0.83-1.22x (bench rows 299, 308,
+#: 309, 312, 317-319, 322, 323), sgd kept its gathers at 0.57x and 0.59x (rows 320 and 321, +121% and
+#: +83% against the hoisted estimate; fitted on those two), then rows 324-328, held out, went the
+#: predicted way. Without a dp axis it holds above that line too: it was set from row 336 (v4-16
+#: Llama-3.2-3B, sgd, 2.70x the saved activations, 0.57x the gathers: kept them), and the nine plain
+#: steps held out after it (rows 337-341, 343-345 and 349: v4, v5e and v6e, 2.67x to 5.35x the saved
+#: activations and 0.42x to 0.58x the gathers) all kept their gathers (-4.3% to +30.1%; the v4 steps at
+#: 512 tokens/device high by the lm_head weight-gradient sub-phase). Ring steps hold 4/fsdp of the
+#: gathered weights, not all of them, and the share does not decide them: row 342 (Qwen2.5-7B, sgd,
+#: 0.58x, 3.57x the saved activations) and row 347 (lion on v4-32, 0.44x, 2.68x) ran and hoisted
+#: rings; row 336, a ring step by v4's 768-token line since, kept its gathers at 2.70x, near the line.
 _HOIST_MIN_RESIDENT_PER_GATHERS = 0.7
 #: Generations on which the line applies only to windowed-einsum (ring) steps.
 _HOIST_LINE_RING_STEPS_ONLY = frozenset({"v6e"})
@@ -394,21 +394,18 @@ _TIED_HEAD_MAX_FSDP = {"v5e": 4}
 #: v5e at 512: 159; v4-16 at 512: 140) nor on 4-chip rings (v4-8 up to 4096 tokens, v5e-4, v6e-4
 #: up to 2048). Held out after this line (rows 174-181): right in all six compiles whose peak held
 #: the gathers (rings in 174, 177, 179; plain in 176, 178, 180). The lines sit at the smallest count
-#: seen windowed (above the largest seen plain): v4 1024 (512), v5e 768 (512), v6e 1536 (1024).
+#: seen windowed (above the largest seen plain): v4 768 (512), v5e 768 (512), v6e 1536 (1024). v4's
+#: stood at 1024 until the thirty-first and thirty-second batches: at 768 tokens/device every one of
+#: the six v4 compiles whose peak held gathers ran rings (rows 342, 346, 347, 350-352: Qwen2.5-7B and
+#: Llama-3.2-3B, v4-16 and v4-32, dots and full remat, tp 1 and 2), while the 768-token steps before
+#: them had kept their gathers and showed neither kind.
 #: What the rings hold is modelled by ``RING_WEIGHT_CHUNKS`` and ``_ring_output_width`` below; full
 #: remat and dots compile to the same rings. With data parallelism beside the fsdp ring (dp 2) XLA ran
 #: plain all-gathers above the line: held-out rows 308 and 309 (v5e-16 and v4-32, fsdp 8, 1024
 #: tokens/device) held every layer's gathers at their peaks, 36 x 154,140,672 and 28 x 466,092,032 B
 #: to the byte; the step model expects rings only with dp 1 (``_rings_expected``).
-WINDOWED_EINSUM_MIN_TOKENS = {"v4": 1024, "v5e": 768, "v6e": 1536}
+WINDOWED_EINSUM_MIN_TOKENS = {"v4": 768, "v5e": 768, "v6e": 1536}
 WINDOWED_EINSUM_MIN_FSDP = 8
-#: Below that line v4 ran rings for large layers: Qwen2.5-7B (466,092,032 B of bf16 weights per layer)
-#: at 768 tokens/device on v4-16 (bench row 342: its peak held 6,059,196,416 B of ``AllocateBuffer``
-#: ring chunks, 28 layers x 4 chunks less 8, and the ring estimate comes to +3.9%), where the 1.5B-4B
-#: models (at most 201,850,880 B per layer) at 768 ran plain gathers (rows 234-236, 240, 242, 336).
-#: Value: (tokens per device, bytes of one layer's gathered weights split over tp), the line at the
-#: smallest layer seen windowed, as above; fitted on row 342 alone.
-WINDOWED_EINSUM_LARGE_LAYER = {"v4": (768, 466_092_032)}
 #: What a windowed-einsum step holds at its peak, read from XLA's buffer assignment at the peak of
 #: three compiles (bench rows 151 and 203: Llama-3.2-3B on v5e-8 at 1536 and 768 tokens/device;
 #: row 153: Qwen2.5-7B on v4-16 at 1024), the same in all three for every layer: of each weight matrix
@@ -460,23 +457,15 @@ def rings_upper_bound_note(generation: str | None, train: TrainingMemory) -> str
             "inside the rematerialised backward instead (rows 217 and 78); check it with --compile")
 
 
-def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int,
-                             layer_gathered_bytes: int = 0) -> bool:
-    """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings.
-
-    ``layer_gathered_bytes``: one layer's all-gathered weights (bf16, split over tp), in bytes.
-    """
-    if fsdp < WINDOWED_EINSUM_MIN_FSDP:
-        return False
+def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int) -> bool:
+    """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings."""
     line = WINDOWED_EINSUM_MIN_TOKENS.get(generation or "")
-    large = WINDOWED_EINSUM_LARGE_LAYER.get(generation or "")
-    return ((line is not None and tokens_per_device >= line)
-            or (large is not None and tokens_per_device >= large[0] and layer_gathered_bytes >= large[1]))
+    return line is not None and fsdp >= WINDOWED_EINSUM_MIN_FSDP and tokens_per_device >= line
 
 
-def _rings_expected(generation: str | None, mesh: Mesh, tokens_per_device: int, layer_gathered_bytes: int) -> bool:
-    """Whether the step model expects windowed-einsum rings: the fsdp/token lines, and no dp axis."""
-    return mesh.dp == 1 and windowed_einsum_expected(generation, mesh.fsdp, tokens_per_device, layer_gathered_bytes)
+def _rings_expected(generation: str | None, mesh: Mesh, tokens_per_device: int) -> bool:
+    """Whether the step model expects windowed-einsum rings: the fsdp/token line, and no dp axis."""
+    return mesh.dp == 1 and windowed_einsum_expected(generation, mesh.fsdp, tokens_per_device)
 
 
 #: Bytes per logits element beside the bf16 logits gradient while the lm_head's weight gradient
@@ -569,8 +558,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
 
 
 #: Plans whose resident-per-saved ratio lies within this share of the hoisting line get both bounds:
-#: near it XLA went both ways. Not hoisted above it: Llama-3.2-3B with adamw on v4-16 at 2.70x (bench
-#: row 162), where Qwen2.5-7B with adamw hoisted at 2.67x (row 141); Qwen3-1.7B on v5e prefetched 7 of
+#: near it XLA went both ways. Not hoisted above it: Llama-3.2-3B with adamw and with sgd on v4-16 at
+#: 2.70x (bench rows 162 and 336), where Qwen2.5-7B with adamw hoisted at 2.67x (row 141) and Qwen3-4B
+#: with lion at 2.665x (row 334); Qwen3-1.7B on v5e prefetched 7 of
 #: 28 layers at 2.93x (row 86), where Qwen2.5-3B hoisted at 2.92x (rows 190, 211).
 HOIST_LINE_BAND = 0.15
 
@@ -586,10 +576,9 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
         return None
     return (f"resident state {near['resident_per_saved']:.2f}x the saved activations, within "
             f"{HOIST_LINE_BAND:.0%} of the {near['line']}x line above which XLA hoists the layers' all-gathers: "
-            "compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16 where Qwen2.5-7B hoisted at "
-            f"2.67x; Qwen3-1.7B in part at 2.93x on v5e); the step needs {fmt_gib(lo)} without hoisting and "
-            f"{fmt_gib(hi)} with it; "
-            "check it with --compile")
+            "compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16, twice, where Qwen2.5-7B and "
+            "Qwen3-4B hoisted at 2.67x; Qwen3-1.7B in part at 2.93x on v5e); the step needs "
+            f"{fmt_gib(lo)} without hoisting and {fmt_gib(hi)} with it; check it with --compile")
 
 
 class _Hoisting(NamedTuple):
@@ -734,7 +723,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                       "log_softmax/entropy, full vocab, one micro-batch)")
     uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
     # with uncast params no plain (non-ring) v4 step held the lm_head's unreduced weight gradient
-    crosses_ring_line = _rings_expected(generation, mesh, tok, layer_gathered)
+    crosses_ring_line = _rings_expected(generation, mesh, tok)
     no_head_grad = uncast and not crosses_ring_line
     head_grad_extra = None if no_head_grad else _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
     head_grad = head_gathered  # the lm_head's bf16 weight gradient, V·H/tp, before its reduce-scatter

@@ -289,7 +289,8 @@ def test_where_the_hoisting_line_applies():
                       (("v5e-8", "Qwen2.5-1.5B", 8, 256, 256, "sgd"), 1.366)):
         p = plan(*args)
         c = p.training.step[0].inputs
-        assert not c["windowed_einsum"] and c["hoisting_line"]["resident_per_saved"] < 2.5 and not c["hoisted"]
+        assert c["hoisting_line"]["resident_per_saved"] < 2.5 and not c["hoisted"]
+        assert c["windowed_einsum"] is (args[0] == "v4-16")  # v4's ring line: 768 tokens/device
         assert c["peak_phase"] == "backward_start"
         assert 0 < p.step_need_bytes / GiB / xla - 1 < 0.08, args
         assert c["hoist_reason"].startswith(f"not hoisted: resident state {c['hoisting_line']['resident_per_saved']:.2f}x "
@@ -314,18 +315,21 @@ def test_where_the_hoisting_line_applies():
         assert c["hoist_reason"] == (f"not hoisted: resident state {c['resident_per_gathers']:.2f}x the gathered "
                                      "weights, below 0.7x (fsdp ring of 8 chips beside dp 2)"), tpu
         assert 0 < p.step_need_bytes / xla - 1 < 0.22, tpu
-    # without a dp axis the same share holds above the saved-activations line: the sgd step of row 336
-    # (v4-16, 768 tokens/device, 2.70x the saved activations, 0.57x the gathered weights) kept its
-    # gathers: temp 2,725,582,848 B, where hoisting them all would need 5.34 GiB
-    p = _train("v4-16", "Llama-3.2-3B", 8, 16, prompt_len=256, len=512, optimizer="sgd", remat="dots")
-    c = p.training.step[0].inputs
-    assert c["hoisting_line"]["resident_per_saved"] > 2.5 and c["resident_per_gathers"] < 0.7
-    assert not c["hoisted"] and c["peak_phase"] == "backward_start"
-    assert c["hoist_reason"] == "not hoisted: resident state 0.57x the gathered weights, below 0.7x (fsdp ring of 8 chips)"
-    assert c["outcomes"]["hoisted_bytes"] > 2 * 2_725_582_848
-    # the step without hoisting is 15.9% above XLA's temp: v4-16's plain backward estimates run high
-    # (rows 143, 235, 236, 242: +5.8% to +9.9%)
-    assert 0.15 < p.step_need_bytes / 2_725_582_848 - 1 < 0.17
+    # without a dp axis the same share holds above the saved-activations line: the plain sgd steps of
+    # rows 337 and 338 (v4-16 Qwen3-4B, v5e-8 Llama-3.2-3B, 512 tokens/device, 3.55x and 4.05x the saved
+    # activations, 0.55x and 0.57x the gathered weights) kept their gathers (temp 2,407,837,696 and
+    # 1,865,778,176 B), where hoisting them all would need 6.86 and 5.34 GiB
+    for tpu, model, xla, hi in (("v4-16", "Qwen3-4B", 2_407_837_696, 0.25), ("v5e-8", "Llama-3.2-3B", 1_865_778_176, 0.10)):
+        p = _train(tpu, model, 8, 16, prompt_len=256, len=256, optimizer="sgd", remat="dots")
+        c = p.training.step[0].inputs
+        assert c["hoisting_line"]["resident_per_saved"] > 3.5 and c["resident_per_gathers"] < 0.7, tpu
+        assert not c["windowed_einsum"] and not c["hoisted"] and c["peak_phase"] == "backward_start", tpu
+        assert c["hoist_reason"] == (f"not hoisted: resident state {c['resident_per_gathers']:.2f}x the gathered "
+                                     "weights, below 0.7x (fsdp ring of 8 chips)"), tpu
+        assert c["outcomes"]["hoisted_bytes"] > 2.5 * xla
+        # the step without hoisting is above XLA's temp: on v4 at 512 tokens/device by 24.6%, the
+        # lm_head weight-gradient sub-phase XLA did not hold there
+        assert 0 < p.step_need_bytes / xla - 1 < hi, tpu
     # the share decides plain steps only: Qwen2.5-7B with sgd at 768 tokens/device (row 342, 0.58x) ran
     # windowed-einsum rings and hoisted them, temp 9,786,296,832 B
     p = _train("v4-16", "Qwen2.5-7B", 8, 16, prompt_len=256, len=512, optimizer="sgd", remat="dots")
