@@ -311,9 +311,12 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     if rings_high and not unpredicted:
         notes.append(rings_high)
     if mesh.tp > 1:
-        notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on six tp = 2 compiles "
-                     "(v4 within 0.3%, v5e within 12%; none on other generations or tp > 2, "
-                     "bench/compile_vs_analytic.md); check it with --compile")
+        windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
+        notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on 13 tp = 2 compiles: the "
+                     "12 without windowed-einsum rings within 11.3% (v4, v5e, v6e), the one ring step (v4-32, "
+                     "bench row 352) 22.8% below XLA, whose ring matmul outputs held as much as with tp = 1"
+                     + (" (this step is expected to run rings: the estimate is likely low)" if windowed else "")
+                     + "; none with tp > 2; check it with --compile")
     host: list[Component] = []
     eng = None
     engine_hbm: list[Component] = []
