@@ -520,6 +520,8 @@ GRID: list[tuple] = [
     ("v4-16", "Qwen2.5-1.5B", 8, 2, 256, 512, "adamw", "full", {}),
     ("v4-32", "Llama-3.2-3B", 16, 2, 256, 512, "adamw", "full", {}),
     ("v4-16", "Qwen2.5-3B", 8, 2, 256, 512, "lion", "full", {}),
+    # diagnosis (not held out): a second tp = 2 ring step beside row 352, read from its buffer assignment
+    ("v4-32", "Llama-3.2-3B", 8, 2, 512, 512, "adamw", "dots", {"mesh": "1,8,2"}),
 ]
 #: The held-out batches: rows chosen and committed before they were compiled, each after the rules
 #: that predict it were fixed (rows 137-138 and 171-173 were diagnosis, not held out).

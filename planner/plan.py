@@ -312,10 +312,10 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         notes.append(rings_high)
     if mesh.tp > 1:
         windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
-        notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on 13 tp = 2 compiles: the "
-                     "12 without windowed-einsum rings within 11.3% (v4, v5e, v6e), the one ring step (v4-32, "
-                     "bench row 352) 22.8% below XLA, whose ring matmul outputs held as much as with tp = 1"
-                     + (" (this step is expected to run rings: the estimate is likely low)" if windowed else "")
+        notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on 14 tp = 2 compiles: the "
+                     "12 without windowed-einsum rings within 11.3% (v4, v5e, v6e), the two ring steps (v4-32, "
+                     "bench rows 352 and 358, which set the six ring chunks per weight matrix) +3.5% and +0.3%"
+                     + (" (this step is expected to run rings, fitted on those two only)" if windowed else "")
                      + "; none with tp > 2; check it with --compile")
     host: list[Component] = []
     eng = None

@@ -415,6 +415,14 @@ WINDOWED_EINSUM_MIN_FSDP = 8
 #: [tok, width] with width 3·I (gate, up and a third) + q (heads·head_dim) + H + 2·kv (kv_heads·head_dim);
 #: beside them the embedding shard's bf16 cast and the embedded inputs gathered over fsdp.
 RING_WEIGHT_CHUNKS = 4
+#: With tp = 2 beside the fsdp ring the peak held six such chunks of every tp-split weight matrix: two
+#: ``AllocateBuffer`` chunks per matrix (beside the ring outputs, split over tp, in the same custom-calls)
+#: and four chunks' worth in dot outputs (bench row 352: Qwen2.5-7B on v4-32, 1,631,322,112 B of chunks
+#: + 1,398,276,096 B of outputs in custom-calls and 3,326,869,720 B of dot outputs, 64 MB above four
+#: chunks of every layer; diagnosis row 358: Llama-3.2-3B, 704,643,072 + 939,524,096 B and
+#: 1,431,306,528 B, 22 MB above). With 4 chunks the estimate was 22.8% and 22.1% below XLA, with 6 it
+#: is 3.5% and 0.3% above. No compile had tp > 2.
+RING_WEIGHT_CHUNKS_TP = 6
 #: XLA's temp allocation over the bytes live at those peaks: 6.2%, 15.3% and 3.1% (rows 203, 151,
 #: 153; the allocator's packing). Fitted over the 35 compiles whose estimate the rings set, leaving
 #: out rows 78, 86, 162 and 185, which they do not fit: at 7% their mean error is +0.3%, the median
@@ -760,7 +768,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                      else embed_cast)
     if windowed:
         ring_width = _ring_output_width(spec, tp)
-        ring_weights = L * RING_WEIGHT_CHUNKS * ceil_div(layer_gathered, fsdp)
+        chunks = RING_WEIGHT_CHUNKS if tp == 1 else RING_WEIGHT_CHUNKS_TP
+        ring_weights = L * chunks * ceil_div(layer_gathered, fsdp)
         ring_outputs = L * tok * ring_width * it_c
         embed_input = fsdp * tok * H * it_c
         hoisted_want = (ring_weights + ring_outputs + embed_cast + embed_input) * RING_ALLOCATION_FACTOR_PCT // 100
@@ -799,10 +808,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     if peak == "forward_start" and windowed:
         return [Component(
             "step.windowed_einsum_rings", prefetch,
-            f"min((L · {RING_WEIGHT_CHUNKS} · layer_weights/(tp · fsdp) · it_c + L · tok · (3·I + q + H + 2·kv)/tp · it_c "
+            f"min((L · {chunks} · layer_weights/(tp · fsdp) · it_c + L · tok · (3·I + q + H + 2·kv)/tp · it_c "
             f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {RING_ALLOCATION_FACTOR_PCT}%, 0.95 · XLA limit − resident)   "
             "(every layer's ring weight chunks and ring matmul outputs, live together at the step's peak)",
-            {**common, "layer_weights": layer_weights, "ring_weight_chunks": RING_WEIGHT_CHUNKS,
+            {**common, "layer_weights": layer_weights, "ring_weight_chunks": chunks,
              "ring_weight_bytes": ring_weights, "ring_output_width": ring_width,
              "ring_output_bytes": ring_outputs, "embed_cast_bytes": embed_cast, "embed_input_bytes": embed_input,
              "allocation_factor_pct": RING_ALLOCATION_FACTOR_PCT, "budget": budget,
@@ -811,7 +820,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             exact=False, phase=t,
             basis="XLA:TPU's buffer assignment of windowed-einsum steps (bench rows 151, 153, 203): per layer two "
                   "AllocateBuffer chunks, one collective-permute and one converted chunk of every weight matrix "
-                  "(1/fsdp each), and the ring matmuls' outputs; " + est)]
+                  "(1/fsdp each; six chunks with tp = 2: rows 352, 358), and the ring matmuls' outputs; " + est)]
     if peak == "forward_start":
         capped = prefetch < prefetch_want
         comps = [Component(
