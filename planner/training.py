@@ -493,7 +493,7 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                             train: TrainingMemory) -> str | None:
     """Why the step model does not predict XLA:TPU's schedule of this step, or None where it does.
 
-    Six settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
+    Seven settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
 
     * adafactor on v6e: Llama-3.2-3B hoisted no weight all-gathers (1.44 GiB of temp), Qwen2.5-3B
       the backward's (4.41 GiB); the estimate assumes the forward start's, above both (its small
@@ -516,7 +516,10 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
     * master params in the compute dtype where XLA is expected to run the gathers as windowed-einsum
       rings: on v4-16, v5e-8 and v5e-16 (bench rows 250, 266, 267, 277, 304) XLA hoisted no rings,
       and needed 0.87-2.2x the step without hoisting and 0.54-0.84x the ring estimate, which stays as
-      the upper bound.
+      the upper bound;
+    * full remat where the gathers run as windowed-einsum rings beside tp > 1: in both compiles (bench
+      rows 361 and 362, tp 2) XLA peaked inside the rematerialised backward, at 0.84x and 0.77x the ring
+      estimate (which stays as the upper bound) and 1.8x and 2.4x the step without hoisting.
     """
     grad_accum = train.shape.grad_accum
     step = train.step[0].inputs if train.step else {}
@@ -560,6 +563,12 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 "hoists them, is an upper bound "
                 f"({fmt_gib(out['hoisted_bytes'])}); without hoisting the step needs "
                 f"{fmt_gib(out['not_hoisted_bytes'])}; check it with --compile")
+    if step.get("windowed_einsum") and step.get("hoisted") and remat == "full" and step.get("tp", 1) > 1:
+        return (f"full remat on an fsdp ring with tp = {step['tp']}, where XLA is expected to run windowed-einsum "
+                "rings: in both such compiles (bench rows 361 and 362: Qwen2.5-1.5B on v4-32 and Qwen3-4B on "
+                "v6e-16, tp 2) it peaked inside the rematerialised backward instead, at 0.84x and 0.77x the ring "
+                f"estimate, which stays as the upper bound ({fmt_gib(out['hoisted_bytes'])}), and 1.8x and 2.4x "
+                f"the step without hoisting ({fmt_gib(out['not_hoisted_bytes'])}); check it with --compile")
     if generation in ("v5e", "v6e") and remat == "full" and grad_accum == 1:
         return (f"full remat with grad_accum 1 on {generation}: XLA needed 48-63% more than the step estimate "
                 "for 3B-4B models at 2048 tokens/device (3 of 10 such compiles; the others within 11%); "
