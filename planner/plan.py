@@ -312,10 +312,10 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         notes.append(rings_high)
     if mesh.tp > 1:
         windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
-        notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on 18 tp = 2 compiles: the "
-                     "12 without windowed-einsum rings within 11.3% (v4, v5e, v6e), the four dots steps with rings "
-                     "within 8.2% (two set the six ring chunks per weight matrix, bench rows 352 and 358; two held "
-                     "out, rows 359 and 360), and two full-remat ring steps flagged"
+        notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on 21 tp = 2 compiles: the "
+                     "12 without windowed-einsum rings within 11.3% (v4, v5e, v6e), the seven dots steps with rings "
+                     "from -16.8% to +4.3% (two set the six ring chunks per weight matrix, bench rows 352 and 358; "
+                     "five held out, rows 359, 360 and 363-365), and two full-remat ring steps flagged"
                      + (" (this step is expected to run rings)" if windowed else "")
                      + "; none with tp > 2; check it with --compile")
     host: list[Component] = []
