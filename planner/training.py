@@ -487,6 +487,15 @@ def _rings_expected(generation: str | None, mesh: Mesh, tokens_per_device: int) 
 #: did (row 251, v4-16: -2.7% with it, -10.3% without), so ring steps keep it.
 _HEAD_GRAD_EXTRA_BYTES = {"v4": 2.0, "v5e": None, "v6e": None}
 _HEAD_GRAD_EXTRA_DEFAULT = 2.0
+#: Nor did plain (non-ring) steps whose hidden size is at least this many times their tokens per device,
+#: where the unreduced head gradient (V·H/tp) would dwarf the logits gradient (tok·V/tp): at 512
+#: tokens/device Qwen3-4B, Llama-3.2-3B and Qwen2.5-7B on v4-16 and v4-32 (bench rows 337, 340, 349:
+#: H/tok 5.0, 6.0, 7.0) and Llama-3.2-1B on v4-8 (row 72, 4.0), and Llama-3.2-3B at 768 with dp 2 (row
+#: 320, 4.0) came within 7.6% without the sub-phase and 10-30% above XLA with it (row 337's peak: the
+#: saved activations and the gathered head to the byte, the bf16 logits gradient, no head gradient).
+#: Below it the sub-phase stays (row 324, Qwen3-4B at 768 with dp 2, 3.33: +2.2% with it, -12.8%
+#: without; the test grid's tiny Llama at 512, 1.5). Fitted on those five rows.
+_HEAD_GRAD_MAX_HIDDEN_PER_TOKEN = 4
 
 
 def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
@@ -741,9 +750,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     logits_formula = (f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
                       "log_softmax/entropy, full vocab, one micro-batch)")
     uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
-    # with uncast params no plain (non-ring) v4 step held the lm_head's unreduced weight gradient
+    # with uncast params, or a hidden size 4x the tokens, no plain (non-ring) v4 step held the lm_head's
+    # unreduced weight gradient
     crosses_ring_line = _rings_expected(generation, mesh, tok)
-    no_head_grad = uncast and not crosses_ring_line
+    no_head_grad = not crosses_ring_line and (uncast or H >= _HEAD_GRAD_MAX_HIDDEN_PER_TOKEN * tok)
     head_grad_extra = None if no_head_grad else _HEAD_GRAD_EXTRA_BYTES.get(generation, _HEAD_GRAD_EXTRA_DEFAULT)
     head_grad = head_gathered  # the lm_head's bf16 weight gradient, V·H/tp, before its reduce-scatter
     with_head_grad = (int(logits_elements * (it_c + head_grad_extra)) + head_grad

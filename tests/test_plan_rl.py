@@ -314,12 +314,13 @@ def test_where_the_hoisting_line_applies():
         assert c["resident_per_gathers"] < 0.7 and not c["hoisted"] and c["peak_phase"] == "backward_start", tpu
         assert c["hoist_reason"] == (f"not hoisted: resident state {c['resident_per_gathers']:.2f}x the gathered "
                                      "weights, below 0.7x (fsdp ring of 8 chips beside dp 2)"), tpu
-        assert 0 < p.step_need_bytes / xla - 1 < 0.22, tpu
+        assert -0.02 < p.step_need_bytes / xla - 1 < 0.08, tpu
     # without a dp axis the same share holds above the saved-activations line: the plain sgd steps of
     # rows 337 and 338 (v4-16 Qwen3-4B, v5e-8 Llama-3.2-3B, 512 tokens/device, 3.55x and 4.05x the saved
     # activations, 0.55x and 0.57x the gathered weights) kept their gathers (temp 2,407,837,696 and
     # 1,865,778,176 B), where hoisting them all would need 6.86 and 5.34 GiB
-    for tpu, model, xla, hi in (("v4-16", "Qwen3-4B", 2_407_837_696, 0.25), ("v5e-8", "Llama-3.2-3B", 1_865_778_176, 0.10)):
+    for tpu, model, xla, lo, hi in (("v4-16", "Qwen3-4B", 2_407_837_696, -0.02, 0),
+                                    ("v5e-8", "Llama-3.2-3B", 1_865_778_176, 0, 0.10)):
         p = _train(tpu, model, 8, 16, prompt_len=256, len=256, optimizer="sgd", remat="dots")
         c = p.training.step[0].inputs
         assert c["hoisting_line"]["resident_per_saved"] > 3.5 and c["resident_per_gathers"] < 0.7, tpu
@@ -327,9 +328,7 @@ def test_where_the_hoisting_line_applies():
         assert c["hoist_reason"] == (f"not hoisted: resident state {c['resident_per_gathers']:.2f}x the gathered "
                                      "weights, below 0.7x (fsdp ring of 8 chips)"), tpu
         assert c["outcomes"]["hoisted_bytes"] > 2.5 * xla
-        # the step without hoisting is above XLA's temp: on v4 at 512 tokens/device by 24.6%, the
-        # lm_head weight-gradient sub-phase XLA did not hold there
-        assert 0 < p.step_need_bytes / xla - 1 < hi, tpu
+        assert lo < p.step_need_bytes / xla - 1 < hi, tpu
     # the share decides plain steps only: Qwen2.5-7B with sgd at 768 tokens/device (row 342, 0.58x) ran
     # windowed-einsum rings and hoisted them, temp 9,786,296,832 B
     p = _train("v4-16", "Qwen2.5-7B", 8, 16, prompt_len=256, len=512, optimizer="sgd", remat="dots")
@@ -344,6 +343,25 @@ def test_where_the_hoisting_line_applies():
     c = ring.training.step[0].inputs
     assert c["windowed_einsum"] and not c["hoisted"] and c["peak_phase"] == "backward_start"
     assert abs(ring.step_need_bytes / GiB / 4.278 - 1) < 0.03
+
+
+def test_v4_head_gradient_sub_phase_only_below_four_hidden_per_token():
+    """Plain v4 steps whose hidden size is 4x their tokens per device or more held no unreduced lm_head
+    weight gradient at the backward's start (bench rows 337, 340, 349: temp 2,407,837,696, 2,137,393,152
+    and 3,010,297,856 B, 10-30% below the estimate with the sub-phase); below it they did (row 324,
+    Qwen3-4B at 768 tokens/device with dp 2: 3.33x, temp within 2.2% with it)."""
+    for args, kw, xla in ((("v4-16", "Qwen3-4B", 8, 16), dict(optimizer="sgd"), 2_407_837_696),
+                          (("v4-32", "Llama-3.2-3B", 16, 32), dict(optimizer="lion"), 2_137_393_152),
+                          (("v4-16", "Qwen2.5-7B", 8, 16), dict(optimizer="sgd"), 3_010_297_856)):
+        p = _train(*args, prompt_len=256, len=256, remat="dots", **kw)
+        logits = next(x for x in p.training.step if x.name == "step.logits")
+        c = logits.inputs
+        assert c["H"] >= 4 * c["tok"] and not c["windowed_einsum"] and c["head_grad_extra_bytes"] is None, args
+        assert abs(p.step_need_bytes / xla - 1) < 0.08, args
+    keep = _train("v4-32", "Qwen3-4B", 16, 32, prompt_len=256, len=512, optimizer="sgd", remat="dots", mesh="2,8,1")
+    logits = next(x for x in keep.training.step if x.name == "step.logits")
+    assert logits.inputs["H"] < 4 * logits.inputs["tok"] and logits.inputs["head_grad_extra_bytes"] == 2.0
+    assert "weight gradient" in logits.formula
 
 
 def test_params_in_the_compute_dtype_hoist_by_generation():
