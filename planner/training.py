@@ -568,9 +568,8 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 "run windowed-einsum rings: in the five such compiles (bench rows 250, 266, 267, 277, 304: "
                 "Qwen2.5-7B and Llama-3.2-3B on v4-16, Qwen2.5-1.5B and Qwen3-4B on v5e-8, Qwen2.5-1.5B on v5e-16) "
                 "XLA hoisted no rings, and needed 0.87-2.2x the step without hoisting and 0.54-0.84x the one with "
-                "it; the estimate, which "
-                "hoists them, is an upper bound "
-                f"({fmt_gib(out['hoisted_bytes'])}); without hoisting the step needs "
+                f"it; the estimate, which hoists them, is an upper bound ({fmt_gib(out['hoisted_bytes'])}); "
+                "without hoisting the step needs "
                 f"{fmt_gib(out['not_hoisted_bytes'])}; check it with --compile")
     if step.get("windowed_einsum") and step.get("hoisted") and remat == "full" and step.get("tp", 1) > 1:
         return (f"full remat on an fsdp ring with tp = {step['tp']}, where XLA is expected to run windowed-einsum "
@@ -620,7 +619,7 @@ class _Hoisting(NamedTuple):
     reason: str  # one line, printed by --explain
 
 
-def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, windowed, uncast, resident_bytes,
+def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast, resident_bytes,
               saved_unscaled, gathered_layers, xla_limit_bytes) -> _Hoisting:
     """Whether XLA:TPU is expected to hoist every layer's fsdp all-gather to the step's start.
 
@@ -633,6 +632,7 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, windowe
     compute dtype (plain gathers); otherwise all. Byte counts are per device.
     """
     fsdp = mesh.fsdp
+    windowed = remat != "none" and crosses_ring_line  # with remat, ring steps run as rings
     limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     line_applies = (mesh.dp == 1 and fsdp >= _HOIST_LINE_MIN_FSDP
                     and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
@@ -778,7 +778,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
     windowed = remat != "none" and crosses_ring_line
     hoisting = _hoisting(generation, mesh, remat, shape.grad_accum, crosses_ring_line=crosses_ring_line,
-                         windowed=windowed, uncast=uncast, resident_bytes=resident_bytes,
+                         uncast=uncast, resident_bytes=resident_bytes,
                          saved_unscaled=saved_unscaled, gathered_layers=gathered_layers,
                          xla_limit_bytes=xla_limit_bytes)
     hoists, hoist_limited, uncast_skips = hoisting.hoists, hoisting.limited, hoisting.uncast_skips
