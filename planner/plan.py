@@ -317,7 +317,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "from -16.8% to +4.3% (two set the six ring chunks per weight matrix, bench rows 352 and 358; "
                      "five held out, rows 359, 360 and 363-365), and two full-remat ring steps flagged"
                      + (" (this step is expected to run rings)" if windowed else "")
-                     + "; none with tp > 2; check it with --compile")
+                     + "; and on 8 tp = 4 compiles (rows 372-379): the four that peaked in the backward within 2.6% "
+                     "(they set the full-vocabulary logits gathered over tp), the four that peaked at the hoisted "
+                     "gathers -15.2% to -1.1%; none with tp > 4; check it with --compile")
     host: list[Component] = []
     eng = None
     engine_hbm: list[Component] = []

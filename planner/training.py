@@ -270,6 +270,14 @@ _LOGITS_EXTRA_DEFAULT = 4.0
 #: other generations take v4's.
 _LOGITS_EXTRA_TP_BYTES = {"v4": 2.15, "v5e": 5.0}
 _LOGITS_EXTRA_TP_DEFAULT = 2.15
+#: Why tp costs more: XLA all-gathers the logits over tp to the full vocabulary, tok · V · it_c bytes
+#: beside the split tok · V/tp · it_c, i.e. it_c · tp bytes per split element. The buffer
+#: assignments of bench rows 331 (tp 2, v4) and 375 and 378 (tp 4, v6e and v4) hold both, to the
+#: byte, at their peaks (bf16[·, V] and bf16[·, V/tp]). The tp = 2 values above include that gather
+#: (it_c · 2); each further tp adds it_c per split element. First compiled at tp 4 in the
+#: thirty-seventh batch (rows 372-379), where without this term the four backward-peak steps came out
+#: 8.6-18.2% below XLA; with it -0.3% to +2.6%.
+_LOGITS_GATHER_FROM_TP = 2
 #: On v5e and v6e the backward's temp allocation holds about 4/3 of the saved activations (XLA's
 #: heap there is 20-60% above the largest set of live buffers it lists); fitted by least squares on
 #: the nine v5e/v6e backward-peak configs of bench/compile_vs_analytic (leave-one-out worst 9.5%).
@@ -744,7 +752,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     head_gathered = ceil_div(V * H, tp) * it_c
     embed_cast = ceil_div(V * H, fsdp * tp) * it_c
     if tp > 1:
-        extra += _LOGITS_EXTRA_TP_BYTES.get(generation, _LOGITS_EXTRA_TP_DEFAULT)
+        extra += (_LOGITS_EXTRA_TP_BYTES.get(generation, _LOGITS_EXTRA_TP_DEFAULT)
+                  + it_c * (tp - _LOGITS_GATHER_FROM_TP))
     logits_elements = tok * ceil_div(V, tp)
     logits = int(logits_elements * (it_c + extra))
     logits_formula = (f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
