@@ -231,6 +231,23 @@ def _calibration_component(res) -> Component:
     )
 
 
+def tp_compiles_note(tp: int, train) -> str:
+    """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
+    if tp == 2:
+        windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 21 tp = 2 compiles: the 12 without "
+                "windowed-einsum rings within 11.3% (v4, v5e, v6e), the seven dots steps with rings from -16.8% to "
+                "+4.3% (two set the six ring chunks per weight matrix, bench rows 352 and 358; five held out, rows "
+                "359, 360 and 363-365), and two full-remat ring steps flagged"
+                + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
+    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 16 compiles with tp 4 or 8 (bench rows "
+            "372-388; none ran rings): where the backward set the need, four on v4 within 0.5% (rows 378 and 379 set "
+            "the logits gathered over tp to the full vocabulary; 381 and 384 held out) and seven on v5e and v6e from "
+            "-5.0% to +13.9%; where the hoisted gathers did, four from -15.2% to -1.1%; and one v4-32 step at -30.2% "
+            "(row 387, whose backward held every layer's activation gradients at once)"
+            + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
+
+
 def make_plan(req: PlanRequest, records=None) -> Plan:
     """Build the plan for ``req``. Raises :class:`PlanError` for bad input.
 
@@ -311,15 +328,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     if rings_high and not unpredicted:
         notes.append(rings_high)
     if mesh.tp > 1:
-        windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
-        notes.append(f"training mesh tp = {mesh.tp}: the step estimate's tp terms rest on 21 tp = 2 compiles: the "
-                     "12 without windowed-einsum rings within 11.3% (v4, v5e, v6e), the seven dots steps with rings "
-                     "from -16.8% to +4.3% (two set the six ring chunks per weight matrix, bench rows 352 and 358; "
-                     "five held out, rows 359, 360 and 363-365), and two full-remat ring steps flagged"
-                     + (" (this step is expected to run rings)" if windowed else "")
-                     + "; and on 8 tp = 4 compiles (rows 372-379): the four that peaked in the backward within 2.6% "
-                     "(they set the full-vocabulary logits gathered over tp), the four that peaked at the hoisted "
-                     "gathers -15.2% to -1.1%; none with tp > 4; check it with --compile")
+        notes.append(tp_compiles_note(mesh.tp, train))
     host: list[Component] = []
     eng = None
     engine_hbm: list[Component] = []

@@ -276,7 +276,9 @@ _LOGITS_EXTRA_TP_DEFAULT = 2.15
 #: byte, at their peaks (bf16[·, V] and bf16[·, V/tp]). The tp = 2 values above include that gather
 #: (it_c · 2); each further tp adds it_c per split element. First compiled at tp 4 in the
 #: thirty-seventh batch (rows 372-379), where without this term the four backward-peak steps came out
-#: 8.6-18.2% below XLA; with it -0.3% to +2.6%.
+#: 8.6-18.2% below XLA; with it -0.3% to +2.6%. Held out after it (thirty-eighth batch, rows 381-388):
+#: the two v4 tp 4 steps within 0.5%; on v5e and v6e, where the saved activations' 4/3 (above) was
+#: fitted with tp 1, tp 4 and tp 8 came out 10.3% to 13.9% above XLA.
 _LOGITS_GATHER_FROM_TP = 2
 #: On v5e and v6e the backward's temp allocation holds about 4/3 of the saved activations (XLA's
 #: heap there is 20-60% above the largest set of live buffers it lists); fitted by least squares on
@@ -429,7 +431,8 @@ RING_WEIGHT_CHUNKS = 4
 #: + 1,398,276,096 B of outputs in custom-calls and 3,326,869,720 B of dot outputs, 64 MB above four
 #: chunks of every layer; diagnosis row 358: Llama-3.2-3B, 704,643,072 + 939,524,096 B and
 #: 1,431,306,528 B, 22 MB above). With 4 chunks the estimate was 22.8% and 22.1% below XLA, with 6 it
-#: is 3.5% and 0.3% above. No compile had tp > 2.
+#: is 3.5% and 0.3% above. No ring step has been compiled with tp > 2 (the tp 4 and 8 compiles of rows
+#: 372-388 ran none).
 RING_WEIGHT_CHUNKS_TP = 6
 #: XLA's temp allocation over the bytes live at those peaks: 6.2%, 15.3% and 3.1% (rows 203, 151,
 #: 153; the allocator's packing). Fitted over the 35 compiles whose estimate the rings set, leaving
@@ -450,7 +453,10 @@ def _ring_output_width(spec, tp: int) -> int:
 #: in all eight compiles (v4-16 at 1536 tokens/device): by 3.5% and 7.8% for Qwen2.5-7B (bench rows 35,
 #: 97; their peaks were not kept), 7.6% for Llama-3.2-3B, whose peak held the rings (row 232), 7.7% to
 #: 10.2% for the 1B-2B models, which peaked elsewhere (rows 229-231). Qwen3-4B and Qwen2.5-3B peaked inside
-#: the rematerialised backward, 25% and 22% below it (rows 78 and 217: +33.6%, +27.5%). With adamw
+#: the rematerialised backward, 25% and 22% below it (rows 78 and 217: +33.6%, +27.5%): XLA's live
+#: ranges for row 78 (read from its buffer assignment) held at most 0.45 GiB of temp through the
+#: forward, no gathers and no rings, then rose to 5.8 GiB inside the rematerialised backward, where
+#: its adamw twin (row 215, same shapes) held 7.2 GiB of rings from the forward's start. With adamw
 #: (resident 1.11-1.27x the gathers) all seven such v4-16 steps came within 8% of it (rows 205-207,
 #: 215 and 216 at 1536 tokens/device; 141 and 208 at 2048 and 2560). At 1024 tokens the v4 ring
 #: estimates came within 13%, lion included (rows 92, 96, 153).
