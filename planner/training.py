@@ -664,7 +664,7 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
 
     per_saved = resident_bytes / saved_unscaled if saved_unscaled else 0.0
     per_gathers = resident_bytes / gathered_layers if gathered_layers else 0.0
-    ring = f"fsdp ring of {fsdp} chips" + (f" beside dp {mesh.dp}" if mesh.dp > 1 else "")
+    ring = (f"fsdp ring of {fsdp} chips" if fsdp > 1 else "no fsdp axis") + (f" beside dp {mesh.dp}" if mesh.dp > 1 else "")
     how = " as windowed-einsum rings" if windowed else ""
     if limited:
         reason = (f"none hoisted: the layers' gathers come to {gathered_layers / xla_limit_bytes:.0%} of the "
@@ -695,7 +695,7 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
         reason = (f"hoisted{how}: resident state {per_gathers:.2f}x the gathered weights, at or above "
                   f"{_HOIST_MIN_RESIDENT_PER_GATHERS}x ({ring}; {no_line})")
     elif remat == "dots":
-        reason = (f"hoisted{how}: accumulating step on an fsdp ring of {fsdp} chips (the resident-state "
+        reason = (f"hoisted{how}: accumulating step{' on an ' if fsdp > 1 else ', '}{ring} (the resident-state "
                   f"lines apply from {_HOIST_LINE_MIN_FSDP})")
     else:
         reason = f"hoisted{how}: accumulating step with {remat} remat"

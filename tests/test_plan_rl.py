@@ -259,6 +259,16 @@ def test_plans_near_the_hoisting_line_print_both_bounds():
     assert not any("line above which XLA hoists" in n for n in far.notes)
 
 
+def test_hoist_reason_on_a_tp_only_mesh_names_no_fsdp_ring():
+    """With fsdp 1 (tp 4 on v4-8, bench row 379: 3,938,487,808 B of XLA temp, the backward's peak) there is
+    no ring to name: --explain says so, and the estimate is the backward's."""
+    p = make_plan(PlanRequest(tpu="v4-8", model="Qwen3-1.7B", workload="train", bs=8, micro_bs=4, prompt_len=512,
+                              len=512, optimizer="adamw", remat="dots", mesh="1,1,4"))
+    c = p.training.step[0].inputs
+    assert c["hoist_reason"] == "hoisted: accumulating step, no fsdp axis (the resident-state lines apply from 8)"
+    assert c["peak_phase"] == "backward_start" and abs(p.step_need_bytes / 3_938_487_808 - 1) < 0.005
+
+
 def test_where_the_hoisting_line_applies():
     """Under the 2.5x line XLA hoisted plain all-gathers on v6e-8 (bench rows 149, 161 and 233, at 768
     and 1024 tokens/device: 2.575, 2.816 and 5.362 GiB of temp) and on 4-chip rings (v5e-4 and v6e-4,
