@@ -241,10 +241,11 @@ def tp_compiles_note(tp: int, train) -> str:
                 "359, 360 and 363-365), and two full-remat ring steps flagged"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 16 compiles with tp 4 or 8 (bench rows "
-            "372-388; none ran rings): where the backward set the need, four on v4 within 0.5% (rows 378 and 379 set "
-            "the logits gathered over tp to the full vocabulary; 381 and 384 held out) and seven on v5e and v6e from "
-            "-5.0% to +13.9%; where the hoisted gathers did, four from -15.2% to -1.1%; and one v4-32 step at -30.2% "
-            "(row 387, whose backward held every layer's activation gradients at once)"
+            "372-388; none ran rings): where the backward set the need, ten on v4, v5e and v6e within 1.1% (eight of "
+            "them set the logits gathered over tp to the full vocabulary beside the unscaled saved activations; rows "
+            "381 and 384 held out) and a full-remat v5e step at -5.0%; where the hoisted gathers did, four from -15.2% "
+            "to -1.1%; and one v4-32 step at -30.2% (row 387, whose backward held every layer's activation gradients "
+            "at once)"
             + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
 
 

@@ -264,22 +264,29 @@ _FALLBACK_XLA_LIMIT = GENERATIONS["v4"].limit_bytes
 #: on its 11 backward-peak configs; v5e/v6e 0.9, fitted together with the factor below).
 _LOGITS_EXTRA_BYTES = {"v4": 4.0, "v5e": 0.9, "v6e": 0.9}
 _LOGITS_EXTRA_DEFAULT = 4.0
-#: With the vocabulary split over tp > 1 XLA keeps more per logits element: v4 2.15 (tp = 2:
-#: 6.15-6.2 in total in all three configs, dots and full remat); v5e 5.0, a least-squares value over
-#: three tp = 2 configs that leaves +-12% (its need there is not proportional to the logits);
-#: other generations take v4's.
-_LOGITS_EXTRA_TP_BYTES = {"v4": 2.15, "v5e": 5.0}
-_LOGITS_EXTRA_TP_DEFAULT = 2.15
-#: Why tp costs more: XLA all-gathers the logits over tp to the full vocabulary, tok · V · it_c bytes
-#: beside the split tok · V/tp · it_c, i.e. it_c · tp bytes per split element. The buffer
-#: assignments of bench rows 331 (tp 2, v4) and 375 and 378 (tp 4, v6e and v4) hold both, to the
-#: byte, at their peaks (bf16[·, V] and bf16[·, V/tp]). The tp = 2 values above include that gather
-#: (it_c · 2); each further tp adds it_c per split element. First compiled at tp 4 in the
-#: thirty-seventh batch (rows 372-379), where without this term the four backward-peak steps came out
-#: 8.6-18.2% below XLA; with it -0.3% to +2.6%. Held out after it (thirty-eighth batch, rows 381-388):
-#: the two v4 tp 4 steps within 0.5%; on v5e and v6e, where the saved activations' 4/3 (above) was
-#: fitted with tp 1, tp 4 and tp 8 came out 10.3% to 13.9% above XLA.
-_LOGITS_GATHER_FROM_TP = 2
+#: With the vocabulary split over tp > 1 the backward's start holds, per element of the split
+#: logits [tok, V/tp]: the split bf16 logits (it_c), the logits all-gathered over tp to the full
+#: vocabulary (tok · V · it_c, i.e. it_c · tp per split element) and this many bytes more. The buffer
+#: assignments of bench rows 331 (v4, tp 2), 378 (v4, tp 4), 375 (v6e, tp 4) and 382 (v5e, tp 4)
+#: hold the split and the gathered logits at their peaks, to the byte (bf16[·, V/tp] and bf16[·, V]),
+#: with the saved activations unscaled: XLA's temp was 0.8-10% above those live bytes. Over the 14
+#: dots compiles with tp 2, 4 and 8 on v4, v5e and v6e outside the exception below the rest came to
+#: 2.15-2.74 bytes, but for row 387 (v4-32, fsdp 4 x tp 4: 17.4, its backward held every layer's
+#: activation gradients at once, as below); 2.15 is v4's tp 2 value (6.15-6.2 extra in all three
+#: configs). History: fitted
+#: at tp 2 on v4 (rows 39-41, 48); the gathered term was read at tp 4 (thirty-seventh batch, rows
+#: 374, 375, 378 and 379 from 8.6-18.2% below XLA to within 2.6%); the thirty-eighth batch (rows
+#: 381-388) held it out: v4 within 0.5%, but v5e and v6e 10.3-13.9% above XLA while they still scaled
+#: the saved activations by their tp 1 factor (4/3, below), which the live bytes do not show at tp > 1.
+_LOGITS_EXTRA_TP_BYTES = 2.15
+#: On v5e with an fsdp ring of 4+ chips beside tp the backward held more: row 18's buffer assignment
+#: (v5e-8, fsdp 4 x tp 2) shows 1,009,254,400 B of the backward's [tok, I/tp] cotangents of every
+#: layer (55 buffers) live at its peak, beside the saved activations. Those steps keep the fit they
+#: had before the rule above: saved activations x 4/3 and 0.9 + this many bytes + it_c · (tp - 2) per
+#: split element (v5e tp 2: a least-squares value over three configs that leaves +-12%; rows 18,
+#: 42, 43, 49, 374 and 388 at -9.1% to +11.3%; with the rule above -22.5% to -4.0%). Value:
+#: (the smallest fsdp it applies to, extra bytes per element).
+_TP_COTANGENTS_HELD = {"v5e": (4, 5.0)}
 #: On v5e and v6e the backward's temp allocation holds about 4/3 of the saved activations (XLA's
 #: heap there is 20-60% above the largest set of live buffers it lists); fitted by least squares on
 #: the nine v5e/v6e backward-peak configs of bench/compile_vs_analytic (leave-one-out worst 9.5%).
@@ -745,7 +752,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         saved_formula = "L · tok · (dots + other) · it_c   (no remat: every input the backward reads)"
     saved_unscaled = saved
     extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT)
-    if remat == "full" and generation in _FULL_REMAT_BACKWARD:
+    held = _TP_COTANGENTS_HELD.get(generation or "")
+    logits_gathered = tp > 1 and (held is None or fsdp < held[0])
+    if logits_gathered:
+        # the split and the tp-gathered logits, beside the unscaled saved activations
+        (num, den), extra = (1, 1), _LOGITS_EXTRA_TP_BYTES + it_c * tp
+    elif remat == "full" and generation in _FULL_REMAT_BACKWARD:
         (num, den), extra = _FULL_REMAT_BACKWARD[generation]
     else:
         num, den = _SAVED_FACTOR.get(generation, (1, 1))
@@ -757,9 +769,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     gathered_layers = L * layer_gathered
     head_gathered = ceil_div(V * H, tp) * it_c
     embed_cast = ceil_div(V * H, fsdp * tp) * it_c
-    if tp > 1:
-        extra += (_LOGITS_EXTRA_TP_BYTES.get(generation, _LOGITS_EXTRA_TP_DEFAULT)
-                  + it_c * (tp - _LOGITS_GATHER_FROM_TP))
+    if tp > 1 and not logits_gathered:
+        extra += held[1] + it_c * (tp - 2)
     logits_elements = tok * ceil_div(V, tp)
     logits = int(logits_elements * (it_c + extra))
     logits_formula = (f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
