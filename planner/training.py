@@ -273,11 +273,11 @@ _LOGITS_EXTRA_DEFAULT = 4.0
 #: dots compiles with tp 2, 4 and 8 on v4, v5e and v6e outside the exception below the rest came to
 #: 2.15-2.74 bytes, but for row 387 (v4-32, fsdp 4 x tp 4: 17.4, its backward held every layer's
 #: activation gradients at once, as below); 2.15 is v4's tp 2 value (6.15-6.2 extra in all three
-#: configs). History: fitted
-#: at tp 2 on v4 (rows 39-41, 48); the gathered term was read at tp 4 (thirty-seventh batch, rows
-#: 374, 375, 378 and 379 from 8.6-18.2% below XLA to within 2.6%); the thirty-eighth batch (rows
-#: 381-388) held it out: v4 within 0.5%, but v5e and v6e 10.3-13.9% above XLA while they still scaled
-#: the saved activations by their tp 1 factor (4/3, below), which the live bytes do not show at tp > 1.
+#: configs). History: fitted at tp 2 on v4 (rows 39-41, 48); the gathered term was read at tp 4
+#: (thirty-seventh batch: rows 374, 375, 378 and 379 from 8.6-18.2% below XLA to within 2.6%); the
+#: thirty-eighth batch (rows 381-388) held it out: v4 within 0.5%, but v5e and v6e 10.3-13.9% above
+#: XLA while they still scaled the saved activations by their tp 1 factor (4/3, below), which the
+#: live bytes do not show at tp > 1.
 _LOGITS_EXTRA_TP_BYTES = 2.15
 #: On v5e with an fsdp ring of 4+ chips beside tp the backward held more: row 18's buffer assignment
 #: (v5e-8, fsdp 4 x tp 2) shows 1,009,254,400 B of the backward's [tok, I/tp] cotangents of every
@@ -287,9 +287,12 @@ _LOGITS_EXTRA_TP_BYTES = 2.15
 #: 42, 43, 49, 374 and 388 at -9.1% to +11.3%; with the rule above -22.5% to -4.0%). Value:
 #: (the smallest fsdp it applies to, extra bytes per element).
 _TP_COTANGENTS_HELD = {"v5e": (4, 5.0)}
-#: On v5e and v6e the backward's temp allocation holds about 4/3 of the saved activations (XLA's
-#: heap there is 20-60% above the largest set of live buffers it lists); fitted by least squares on
-#: the nine v5e/v6e backward-peak configs of bench/compile_vs_analytic (leave-one-out worst 9.5%).
+#: On v5e and v6e (tp 1) the backward's temp allocation holds about 4/3 of the saved activations;
+#: fitted by least squares on the nine v5e/v6e backward-peak configs of bench/compile_vs_analytic
+#: (leave-one-out worst 9.5%). It is not the allocator's packing: at row 165's peak (v5e-8,
+#: Llama-3.2-1B, read from its live ranges) XLA's temp was 5.8% above the live bytes, which held the
+#: saved activations unscaled beside the gathered head, the bf16 logits and log_softmax's bf16
+#: shifted logits; the factor and the logits' 0.9 bytes per element share what that leaves.
 _SAVED_FACTOR = {"v5e": (4, 3), "v6e": (4, 3)}
 #: With full remat on v5e/v6e the backward holds more next to the (small) saved layer inputs:
 #: (saved factor, logits extra bytes per element) fitted on four grad_accum = 1 configs (Qwen3-1.7B on
@@ -773,7 +776,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         extra += held[1] + it_c * (tp - 2)
     logits_elements = tok * ceil_div(V, tp)
     logits = int(logits_elements * (it_c + extra))
-    logits_formula = (f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
+    logits_formula = (f"tok · V/tp · (it_c + {_LOGITS_EXTRA_TP_BYTES} + it_c · tp)   (the bf16 logits split over "
+                      "tp, their all-gather over tp to the full vocabulary and XLA's work of log_softmax/entropy, "
+                      "one micro-batch)" if logits_gathered else
+                      f"tok · V/tp · (it_c + {extra})   (bf16 logits gradient + XLA's fp32 work of "
                       "log_softmax/entropy, full vocab, one micro-batch)")
     uncast = it_p == it_c  # master params in the compute dtype: no cast before the all-gathers
     # with uncast params, or a hidden size 4x the tokens, no plain (non-ring) v4 step held the lm_head's
