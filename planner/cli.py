@@ -81,7 +81,8 @@ def _cmd_plan(argv: list[str]) -> int:
     add_plan_arguments(p)
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object")
-    o.add_argument("--explain", action="store_true", help="show each formula with its inputs")
+    o.add_argument("--explain", action="store_true", help="show each formula with its inputs; with --compile, "
+                   "also XLA's live temp through the step from its buffer assignment (slower)")
     o.add_argument("--suggest", action="store_true", help="list ways out even when the plan fits")
     o.add_argument("--no-calibration", action="store_true", help="ignore calibration records")
     o.add_argument("--compile", action="store_true", help="also compile the training step with XLA:TPU (needs jax[tpu])")
@@ -107,7 +108,7 @@ def _cmd_plan(argv: list[str]) -> int:
     if args.compile:
         from planner.compile import compile_plan, compile_report_json, render_compile
 
-        report = compile_plan(plan)
+        report = compile_plan(plan, breakdown=args.explain)
     ways = []
     if args.suggest or not plan.fits:
         from planner.suggest import suggestions

@@ -173,6 +173,86 @@ def test_temp_agrees_with_analytic_on_test_grid(small_models):
     assert max(errs) <= 0.15, errs
 
 
+def _write_dump(root: Path) -> Path:
+    """A buffer-assignment dump in XLA's text format, small enough to read by eye: a parameter, three
+    temp values (two share a slot, as an in-place update does) and six program points."""
+    root.mkdir()
+    prefix = root / "module_0001.jit_training_step.cl_1.after_optimizations"
+    Path(str(prefix) + "-buffer-assignment.txt").write_text("""BufferAssignment:
+allocation 0: size 4096, parameter 0, shape |f32[1024]| at ShapeIndex {}:
+ value: <0 p0 @0> (size=4096,offset=0): f32[1024]{0}
+allocation 1: size 3000, preallocated-temp:
+ value: <1 fwd.1 @0> (size=1000,offset=0): bf16[500]{0}
+ value: <2 fwd.2 @0> (size=1000,offset=0): bf16[500]{0}
+ value: <3 bwd.1 @0> (size=2000,offset=1000): bf16[2,500]{1,0}
+
+Total bytes used: 7096
+Used values:
+HloLiveRange (max 5):
+  InstructionSequence:
+    0:p0
+    1:fwd.1
+    2:fwd.2
+    3:bitcast.1
+    4:bwd.1
+    5:upd.1
+  BufferLiveRange:
+    p0{}:0-5
+    fwd.1{}:1-3
+    fwd.2{}:2-4
+    bwd.1{}:3-4
+  Live ranges at 4 (peak):
+""")
+    Path(str(prefix) + ".txt").write_text("""HloModule jit_training_step
+  %p0 = f32[1024]{0} parameter(0), metadata={op_name="state"}
+  %fwd.1 = bf16[500]{0} dot(%p0), metadata={op_name="jit(training_step)/jvp()/dot_general"}
+  %fwd.2 = bf16[500]{0} add(%fwd.1), metadata={op_name="jit(training_step)/jvp()/add"}
+  %bitcast.1 = bf16[500]{0} bitcast(%fwd.2)
+  %bwd.1 = bf16[2,500]{1,0} dot(%fwd.2), metadata={op_name="jit(training_step)/transpose(jvp())/dot_general"}
+  ROOT %upd.1 = f32[1024]{0} add(%p0), metadata={op_name="jit(training_step)/cond/branch_1_fun/add"}
+""")
+    return root
+
+
+def test_live_profile_reads_the_buffer_assignment(tmp_path):
+    from planner.compile.live_ranges import live_profile, phase_of
+
+    lp = live_profile(str(_write_dump(tmp_path / "dump")))
+    # the parameter is not temp; fwd.1 and fwd.2 share a slot (1000 B once); bwd.1 joins at point 3
+    assert lp["points"] == 6 and lp["peak_bytes"] == 3000 and lp["peak_point"] == 3
+    # point 3 is an unnamed bitcast: it takes the phase of the named point before it
+    assert lp["peak_phase"] == "forward"
+    assert lp["phase_max_bytes"] == {"forward": 3000, "backward": 3000, "update": 0, "other": 0}
+    assert lp["at_peak"] == [
+        {"op": "jit(training_step)/transpose(jvp())/dot_general", "shape": "bf16[2,500]", "buffers": 1, "bytes": 2000},
+        {"op": "jit(training_step)/jvp()/dot_general", "shape": "bf16[500]", "buffers": 1, "bytes": 1000}]
+    assert [phase_of(n) for n in ("jit(f)/transpose(jvp(jvp()))/checkpoint/mul", "jit(f)/cond/branch_1_fun/add",
+                                  "jit(f)/jvp()/neg", "custom-call", "")] == [
+        "backward", "update", "forward", "other", None]
+    assert live_profile(str(tmp_path)) is None  # no dump there
+
+
+@needs_jax
+def test_compile_explain_prints_xlas_live_temp_by_phase(small_models, capsys):
+    # the small qwen3 at 1024 tokens/device: the analytic peak is the backward's start, and XLA's live
+    # temp peaks there too, holding the bf16 logits [4, 256, 32768] whole
+    args = ["--compile", "--explain", "--tpu", "v4-8", "--model", small_models["qwen3"], "--workload", "train",
+            "--bs", "16", "--micro-bs", "16", "--prompt-len", "128", "--len", "128", "--optimizer", "adamw"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "XLA's live temp through the step" in out and "(peak at backward_start)" in out
+    assert main(args + ["--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    lp, temp = doc["compile"]["live_profile"], doc["compile"]["xla"]["temp_bytes"]
+    assert lp["peak_phase"] == "backward" and lp["peak_bytes"] <= temp <= 1.1 * lp["peak_bytes"]
+    logits = [x for x in lp["at_peak"] if x["shape"] == "bf16[4,256,32768]"]
+    assert logits and logits[0]["bytes"] == 4 * 256 * 32768 * 2
+    plan = _plan(small_models["qwen3"], bs=16, micro_bs=16, prompt_len=128, len=128, optimizer="adamw")
+    assert plan.training.step[0].inputs["peak_phase"] == "backward_start"
+    # the analytic backward's start against XLA's live peak
+    assert abs(plan.training.step_temp_bytes / lp["peak_bytes"] - 1) < 0.1
+
+
 @needs_jax
 def test_oversized_config_reports_oom_with_xla_figures(tmp_path, capsys):
     # One layer and a 1M-token vocab: 2.1B fp32 params + lion state overflow a v5e chip, and the

@@ -149,20 +149,24 @@ def _worker_env(cfg: dict, dump_dir: str | None) -> dict:
 
 
 def run_compile(cfg: dict, *, use_cache: bool = True, timeout: float | None = None,
-                breakdown: bool = False) -> tuple[dict, bool, float]:
+                breakdown: bool = False, live: bool = False) -> tuple[dict, bool, float]:
     """Compile ``cfg`` (or read the cache). Returns (result, cached, wall seconds).
 
     ``breakdown`` also dumps XLA's buffer assignment and keeps the largest live buffers at the
-    peak, grouped by the JAX operation that made them (slower; for calibration).
+    peak, grouped by the JAX operation that made them, and the live temp bytes through the step
+    (:func:`planner.compile.live_ranges.live_profile`; slower, for calibration and ``--explain``).
+    ``live`` makes a cached result without that profile (compiled before it existed) compile again.
     """
     key = config_key(cfg)
     path = cache_dir() / f"{key}.json"
     if use_cache and path.is_file():
         try:
             doc = json.loads(path.read_text())
-            if doc.get("config") == cfg and (not breakdown or doc["result"].get("peak_breakdown") is not None
-                                             or doc["result"].get("status") != "ok"):
-                return doc["result"], True, 0.0
+            res = doc["result"]
+            if doc.get("config") == cfg and (not breakdown or res.get("status") != "ok"
+                                             or (res.get("peak_breakdown") is not None
+                                                 and (not live or res.get("live_profile") is not None))):
+                return res, True, 0.0
         except (OSError, ValueError, KeyError):
             pass
     reason = unavailable_reason()
@@ -202,7 +206,10 @@ def run_compile(cfg: dict, *, use_cache: bool = True, timeout: float | None = No
         if dump and result.get("status") == "ok":
             from planner.compile.breakdown import peak_breakdown
 
+            from planner.compile.live_ranges import live_profile
+
             result["peak_breakdown"] = peak_breakdown(dump)
+            result["live_profile"] = live_profile(dump)
     wall = time.time() - t0
     result["wall_s"] = round(wall, 2)
     if result.get("status") in ("ok", "oom"):
@@ -326,7 +333,8 @@ def compile_plan(plan, *, use_cache: bool = True, timeout: float | None = None, 
         outside the reference step (MoE).
     """
     cfg = compile_config(plan, layers=layers, optimization_level=optimization_level)
-    result, cached, wall = run_compile(cfg, use_cache=use_cache, timeout=timeout, breakdown=breakdown)
+    result, cached, wall = run_compile(cfg, use_cache=use_cache, timeout=timeout, breakdown=breakdown,
+                                       live=breakdown)
     return build_report(plan, cfg, result, cached, wall)
 
 
@@ -337,6 +345,26 @@ def _pct(a: int | None, b: int | None) -> str:
     if a is None or b in (None, 0):
         return ""
     return f"{100.0 * (a - b) / b:+.1f}%"
+
+
+def _render_live_profile(lp: dict, temp_bytes: int, plan) -> list[str]:
+    """XLA's live temp through the step beside the analytic phases (``--compile --explain``)."""
+    step = plan.training.step[0] if plan.training and plan.training.step else None
+    phases = step.inputs.get("phase_bytes", {}) if step else {}
+    peak = lp["peak_bytes"]
+    out = [f"  XLA's live temp through the step (its buffer assignment, {lp['points']:,} program points): "
+           f"peak {gib(peak):.3f} GiB in the {lp['peak_phase']} (point {lp['peak_point']:,}); its temp "
+           f"allocation is {100.0 * (temp_bytes - peak) / peak:+.1f}% above that"]
+    xla = ", ".join(f"{name} {gib(lp['phase_max_bytes'].get(name, 0)):.3f}" for name in ("forward", "backward", "update"))
+    line = f"    largest live in each phase: {xla} GiB"
+    if phases:
+        line += ("; the analytic model's points: " + ", ".join(f"{k} {gib(v):.3f}" for k, v in phases.items())
+                 + f" GiB (peak at {step.inputs.get('peak_phase')})")
+    out.append(line)
+    out.append("    live at that peak, by JAX operation and shape:")
+    for item in lp["at_peak"][:8]:
+        out.append(f"      {gib(item['bytes']):7.3f} GiB  {item['buffers']:4d} x {item['shape']}  {item['op']}")
+    return out
 
 
 def render_compile(report: CompileReport, plan) -> str:
@@ -380,7 +408,9 @@ def render_compile(report: CompileReport, plan) -> str:
                    f" − XLA arguments {fmt_gib(m['argument_bytes'])}"
                    + (f" − engine {fmt_gib(an['engine_resident_bytes'])} as the plan counts it" if
                       plan.request.workload == "rl" else "") + ")")
-        if r.get("peak_breakdown"):
+        if r.get("live_profile"):
+            out.extend(_render_live_profile(r["live_profile"], m["temp_bytes"], plan))
+        elif r.get("peak_breakdown"):
             out.append("  largest live buffers at XLA's peak:")
             for item in r["peak_breakdown"][:8]:
                 out.append(f"    {gib(item['bytes']):7.3f} GiB  {item['name']}")
@@ -427,6 +457,7 @@ def compile_report_json(report: CompileReport) -> dict:
         "processes": report.result.get("processes"),
         "device_order": report.result.get("device_order"),
         "peak_breakdown": report.result.get("peak_breakdown"),
+        "live_profile": report.result.get("live_profile"),
         "error": report.result.get("error"),
         "notes": list(report.notes),
     }
