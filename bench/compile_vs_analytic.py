@@ -709,6 +709,9 @@ def run(rows: list[int], breakdown: bool, log) -> list[dict]:
         else:
             rec["error"] = str(result.get("error", ""))[:300]
         rec["peak_breakdown"] = result.get("peak_breakdown")
+        # XLA's live temp by phase and at its peak (rows compiled since e1543d8), beside "phase_bytes"
+        rec["live_profile"] = result.get("live_profile")
+        rec["phase_bytes"] = t.step[0].inputs.get("phase_bytes") if t.step else None
         out.append(rec)
         if fig:
             print(f"[{i:2d}] {rec['label']:58} temp XLA {fig['temp']/GiB:7.3f} analytic {t.step_temp_bytes/GiB:7.3f} "
