@@ -232,6 +232,22 @@ def test_live_profile_reads_the_buffer_assignment(tmp_path):
     assert live_profile(str(tmp_path)) is None  # no dump there
 
 
+def test_live_profile_lines_shorten_long_operation_names():
+    from planner.compile import _render_live_profile
+
+    long_op = "jit(training_step)/jvp()/shard_map/vmap(jit(_splash_attention))/" + "splash_mha_fwd_block_q=128_" * 8 + "pallas_call"
+    lp = {"points": 10, "peak_bytes": 2 * GiB, "peak_point": 4, "peak_phase": "backward",
+          "phase_max_bytes": {"forward": GiB, "backward": 2 * GiB, "update": 0, "other": 0},
+          "at_peak": [{"op": long_op, "shape": "f32[16,1024,128]", "buffers": 36, "bytes": GiB}]}
+    plan = make_plan(PlanRequest(tpu="v6e-8", model="Qwen2.5-3B", workload="train", bs=16, micro_bs=8))
+    lines = _render_live_profile(lp, int(2.2 * GiB), plan)
+    assert lines[0].endswith("peak 2.000 GiB in the backward (point 4); its temp allocation is +10.0% above that")
+    assert "the analytic model's points: forward_start" in lines[1]
+    last = lines[-1]
+    assert "36 x f32[16,1024,128]" in last and "…" in last and last.endswith("pallas_call")
+    assert len(last.split("f32[16,1024,128]  ")[1]) == 100
+
+
 @needs_jax
 def test_compile_explain_prints_xlas_live_temp_by_phase(small_models, capsys):
     # the small qwen3 at 1024 tokens/device: the analytic peak is the backward's start, and XLA's live

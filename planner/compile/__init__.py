@@ -363,7 +363,8 @@ def _render_live_profile(lp: dict, temp_bytes: int, plan) -> list[str]:
     out.append(line)
     out.append("    live at that peak, by JAX operation and shape:")
     for item in lp["at_peak"][:8]:
-        out.append(f"      {gib(item['bytes']):7.3f} GiB  {item['buffers']:4d} x {item['shape']}  {item['op']}")
+        op = item["op"] if len(item["op"]) <= 100 else item["op"][:60] + "…" + item["op"][-39:]
+        out.append(f"      {gib(item['bytes']):7.3f} GiB  {item['buffers']:4d} x {item['shape']}  {op}")
     return out
 
 
