@@ -82,7 +82,7 @@ def _cmd_plan(argv: list[str]) -> int:
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.add_argument("--explain", action="store_true", help="show each formula with its inputs; with --compile, "
-                   "also XLA's live temp through the step from its buffer assignment (slower)")
+                   "also XLA's live temp through the step, read from the buffer assignment XLA dumps")
     o.add_argument("--suggest", action="store_true", help="list ways out even when the plan fits")
     o.add_argument("--no-calibration", action="store_true", help="ignore calibration records")
     o.add_argument("--compile", action="store_true", help="also compile the training step with XLA:TPU (needs jax[tpu])")

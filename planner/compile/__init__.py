@@ -205,7 +205,6 @@ def run_compile(cfg: dict, *, use_cache: bool = True, timeout: float | None = No
             result["log_tail"] = out_text[-3000:]
         if dump and result.get("status") == "ok":
             from planner.compile.breakdown import peak_breakdown
-
             from planner.compile.live_ranges import live_profile
 
             result["peak_breakdown"] = peak_breakdown(dump)
