@@ -231,26 +231,6 @@ def _calibration_component(res) -> Component:
     )
 
 
-def tp_compiles_note(tp: int, train) -> str:
-    """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
-    if tp == 2:
-        windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 27 tp = 2 compiles: the 18 without "
-                "windowed-einsum rings within 11.3% (v4, v5e, v6e; five held out after the logits gathered over tp, "
-                "bench rows 389-391, 396 and 399, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
-                "v5e's older fit there, at -15.3% (row 406), the seven dots steps with rings from -16.8% to +4.3% "
-                "(two set the six ring chunks per weight matrix, rows 352 and 358; five held out, rows 359, 360 and "
-                "363-365), and two full-remat ring steps flagged"
-                + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
-    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 28 compiles with tp 4 or 8 (bench rows "
-            "372-405; none ran rings): where the backward set the need, 15 on v4, v5e and v6e within 3.8% (seven of "
-            "them set the logits gathered over tp to the full vocabulary beside the unscaled saved activations; "
-            "eight held out) and four v5e steps on 4-chip fsdp rings, which keep an older fit, from -14.4% to "
-            "+1.7%; where the hoisted gathers did, two from -7.4% to -1.1%; and the seven v4 steps beside a 4+-chip "
-            "fsdp ring, flagged, all below XLA (it needed 1.11-1.49x)"
-            + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
-
-
 def make_plan(req: PlanRequest, records=None) -> Plan:
     """Build the plan for ``req``. Raises :class:`PlanError` for bad input.
 
@@ -303,7 +283,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
     from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, rings_upper_bound_note,
-                                   train_shape, training_memory, unpredicted_step_reason)
+                                   tp_compiles_note, train_shape, training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)

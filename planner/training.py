@@ -490,6 +490,26 @@ def rings_upper_bound_note(generation: str | None, train: TrainingMemory) -> str
             "inside the rematerialised backward instead (rows 217 and 78); check it with --compile")
 
 
+def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
+    """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
+    if tp == 2:
+        windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 27 tp = 2 compiles: the 18 without "
+                "windowed-einsum rings within 11.3% (v4, v5e, v6e; five held out after the logits gathered over tp, "
+                "bench rows 389-391, 396 and 399, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
+                "v5e's older fit there, at -15.3% (row 406), the seven dots steps with rings from -16.8% to +4.3% "
+                "(two set the six ring chunks per weight matrix, rows 352 and 358; five held out, rows 359, 360 and "
+                "363-365), and two full-remat ring steps flagged"
+                + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
+    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 28 compiles with tp 4 or 8 (bench rows "
+            "372-405; none ran rings): where the backward set the need, 15 on v4, v5e and v6e within 3.8% (seven of "
+            "them set the logits gathered over tp to the full vocabulary beside the unscaled saved activations; "
+            "eight held out) and four v5e steps on 4-chip fsdp rings, which keep an older fit, from -14.4% to "
+            "+1.7%; where the hoisted gathers did, two from -7.4% to -1.1%; and the seven v4 steps beside a 4+-chip "
+            f"fsdp ring, flagged, all below XLA (it needed 1.11-{V4_HELD_COTANGENTS_MAX_RATIO}x)"
+            + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
+
+
 def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int) -> bool:
     """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings."""
     line = WINDOWED_EINSUM_MIN_TOKENS.get(generation or "")
@@ -520,6 +540,18 @@ _HEAD_GRAD_EXTRA_DEFAULT = 2.0
 #: Below it the sub-phase stays (row 324, Qwen3-4B at 768 with dp 2, 3.33: +2.2% with it, -12.8%
 #: without; the test grid's tiny Llama at 512, 1.5). Fitted on those five rows.
 _HEAD_GRAD_MAX_HIDDEN_PER_TOKEN = 4
+
+
+#: (fsdp, tp) from which v4 steps are flagged: on v4-32 with fsdp 4 x tp 4 every compile needed more
+#: than the estimate (rows 372, 373, 387 of the thirty-seventh and thirty-eighth batches, then 397,
+#: 398 and 400 of the fortieth, chosen to probe it: 1.30-1.49x at backward peaks, whose live ranges
+#: held every layer's [tok, H] activation gradients and their tp all-reduce results, and the
+#: [tok, I/tp] cotangents, at once). fsdp 4 x tp 2 (rows 332, 399) and fsdp 2 x tp 4 (rows 378, 381)
+#: were within 1.6%. Held out after the flag (forty-first batch): v4-64 with fsdp 8 x tp 4 (row 401)
+#: needed 1.39x.
+V4_HELD_COTANGENTS_MIN = (4, 4)
+#: The largest ratio of XLA's temp to the estimate among those compiles (row 400).
+V4_HELD_COTANGENTS_MAX_RATIO = 1.49
 
 
 def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
@@ -611,23 +643,16 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
     if generation == "v4" and fsdp >= V4_HELD_COTANGENTS_MIN[0] and tp >= V4_HELD_COTANGENTS_MIN[1]:
         need = train.step_temp_bytes
         return (f"an fsdp ring of {fsdp} chips beside tp = {tp} on v4: in all seven such compiles XLA needed more "
-                "than the step estimate, 1.30-1.49x where the backward sets it (bench rows 387, 397, 398, 400, and "
+                f"than the step estimate, 1.30-{V4_HELD_COTANGENTS_MAX_RATIO}x where the backward sets it (bench rows "
+                "387, 397, 398, 400, and "
                 "401 with fsdp 8, held out after this flag: late in the backward XLA held every layer's activation "
                 "gradients and their tp all-reduce results at once) and 1.11x and 1.18x where the hoisted gathers do "
                 "(rows 372, 373); the estimate is a lower "
-                f"bound ({fmt_gib(need)}; {fmt_gib(int(1.49 * need))} at the largest ratio seen); check it with "
+                f"bound ({fmt_gib(need)}; {fmt_gib(int(V4_HELD_COTANGENTS_MAX_RATIO * need))} at the largest ratio "
+                "seen); check it with "
                 "--compile")
     return None
 
-
-#: (fsdp, tp) from which v4 steps are flagged: on v4-32 with fsdp 4 x tp 4 every compile needed more
-#: than the estimate (rows 372, 373, 387 of the thirty-seventh and thirty-eighth batches, then 397,
-#: 398 and 400 of the fortieth, chosen to probe it: 1.30-1.49x at backward peaks, whose live ranges
-#: held every layer's [tok, H] activation gradients and their tp all-reduce results, and the
-#: [tok, I/tp] cotangents, at once). fsdp 4 x tp 2 (rows 332, 399) and fsdp 2 x tp 4 (rows 378, 381)
-#: were within 1.6%. Held out after the flag (forty-first batch): v4-64 with fsdp 8 x tp 4 (row 401)
-#: needed 1.39x.
-V4_HELD_COTANGENTS_MIN = (4, 4)
 
 
 #: Plans whose resident-per-saved ratio lies within this share of the hoisting line get both bounds:

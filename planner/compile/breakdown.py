@@ -20,15 +20,21 @@ def _group(name: str) -> str:
     return name
 
 
+def buffer_assignment_file(dump_dir: str) -> str | None:
+    """The training step's buffer-assignment text in an XLA dump directory, or None."""
+    files = sorted(glob.glob(os.path.join(dump_dir, "*jit_training_step*buffer-assignment.txt")))
+    return files[-1] if files else None
+
+
 def peak_breakdown(dump_dir: str, top: int = 40) -> list[dict] | None:
     """[{"name", "bytes"}] of the top-level entries of "Stack trace breakdown for peak usage",
     merged by operation (JAX name stack), largest first; None when no dump is found."""
-    files = sorted(glob.glob(os.path.join(dump_dir, "*jit_training_step*buffer-assignment.txt")))
-    if not files:
+    path = buffer_assignment_file(dump_dir)
+    if path is None:
         return None
     totals: dict[str, int] = {}
     inside = False
-    with open(files[-1], errors="replace") as f:
+    with open(path, errors="replace") as f:
         for line in f:
             if line.startswith("  Stack trace breakdown for peak usage"):
                 inside = True

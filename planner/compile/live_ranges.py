@@ -14,10 +14,11 @@ in which phase); ``hbmplan --compile --explain`` prints it beside the analytic p
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections import Counter, defaultdict
+
+from planner.compile.breakdown import buffer_assignment_file
 
 PHASES = ("forward", "backward", "update", "other")
 
@@ -38,14 +39,6 @@ def phase_of(op_name: str) -> str | None:
     if "jvp(" in op_name:
         return "forward"
     return "other"
-
-
-def _dump_files(dump_dir: str) -> tuple[str, str] | None:
-    assignments = sorted(glob.glob(os.path.join(dump_dir, "*jit_training_step*after_optimizations-buffer-assignment.txt")))
-    if not assignments:
-        return None
-    hlo = assignments[-1].replace("-buffer-assignment.txt", ".txt")
-    return assignments[-1], hlo
 
 
 def _temp_values(lines: list[str]) -> dict[str, tuple[tuple[str, int, int], str]]:
@@ -75,14 +68,15 @@ def live_profile(dump_dir: str, top: int = 12) -> dict | None:
     each phase, and the values live there grouped by JAX operation and shape, largest first
     (``[{"op", "shape", "buffers", "bytes"}]``, at most ``top``).
     """
-    files = _dump_files(dump_dir)
-    if files is None or not os.path.isfile(files[1]):
+    assignment = buffer_assignment_file(dump_dir)
+    hlo = assignment and assignment.replace("-buffer-assignment.txt", ".txt")
+    if hlo is None or not os.path.isfile(hlo):
         return None
-    with open(files[0], errors="replace") as f:
+    with open(assignment, errors="replace") as f:
         lines = f.read().split("\n")
     values = _temp_values(lines)
     ops: dict[str, str] = {}
-    with open(files[1], errors="replace") as f:
+    with open(hlo, errors="replace") as f:
         for line in f:
             m = _OP_NAME.match(line)
             if m:
