@@ -204,11 +204,12 @@ def run_compile(cfg: dict, *, use_cache: bool = True, timeout: float | None = No
         if result.get("status") == "error" and "log_tail" not in result:
             result["log_tail"] = out_text[-3000:]
         if dump and result.get("status") == "ok":
-            from planner.compile.breakdown import peak_breakdown
+            from planner.compile.breakdown import peak_breakdown, read_buffer_assignment
             from planner.compile.live_ranges import live_profile
 
-            result["peak_breakdown"] = peak_breakdown(dump)
-            result["live_profile"] = live_profile(dump)
+            lines = read_buffer_assignment(dump)  # over 100 MB for a 7B step: read once
+            result["peak_breakdown"] = peak_breakdown(dump, lines=lines)
+            result["live_profile"] = live_profile(dump, lines=lines)
     wall = time.time() - t0
     result["wall_s"] = round(wall, 2)
     if result.get("status") in ("ok", "oom"):

@@ -18,7 +18,7 @@ import os
 import re
 from collections import Counter, defaultdict
 
-from planner.compile.breakdown import buffer_assignment_file
+from planner.compile.breakdown import buffer_assignment_file, read_buffer_assignment
 
 PHASES = ("forward", "backward", "update", "other")
 
@@ -60,20 +60,21 @@ def _temp_values(lines: list[str]) -> dict[str, tuple[tuple[str, int, int], str]
     return values
 
 
-def live_profile(dump_dir: str, top: int = 12) -> dict | None:
+def live_profile(dump_dir: str, top: int = 12, lines: list[str] | None = None) -> dict | None:
     """Live temp bytes through the step, from the dump in ``dump_dir``; None when there is none.
 
     Returns ``{"points", "peak_bytes", "peak_point", "peak_phase", "peak_op", "phase_max_bytes",
     "at_peak"}``: the schedule's length, the largest live temp (bytes) and where it is, the largest in
     each phase, and the values live there grouped by JAX operation and shape, largest first
-    (``[{"op", "shape", "buffers", "bytes"}]``, at most ``top``).
+    (``[{"op", "shape", "buffers", "bytes"}]``, at most ``top``). ``lines``: the buffer assignment
+    already read (:func:`planner.compile.breakdown.read_buffer_assignment`).
     """
     assignment = buffer_assignment_file(dump_dir)
     hlo = assignment and assignment.replace("-buffer-assignment.txt", ".txt")
     if hlo is None or not os.path.isfile(hlo):
         return None
-    with open(assignment, errors="replace") as f:
-        lines = f.read().split("\n")
+    if lines is None:
+        lines = read_buffer_assignment(dump_dir)
     values = _temp_values(lines)
     ops: dict[str, str] = {}
     with open(hlo, errors="replace") as f:
