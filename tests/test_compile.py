@@ -143,11 +143,16 @@ def test_arguments_match_analytic_resident(small_models, family):
     assert abs(args - resident) / resident < 0.001
     extra = rep.result["argument_extra"]
     # Every byte of difference is explained: the state before padding is exactly the analytic
-    # resident; the rest is the batch, the step counters and TPU tiled-layout padding.
-    assert extra["state_bytes"] == resident
-    padding = args - extra["unpadded_bytes"]
-    assert 0 <= padding < 0.001 * resident
-    assert args - resident == extra["batch_bytes"] + extra["scalar_bytes"] + padding
+    # resident without its tiled-layout padding, which the plan predicts from the shard shapes
+    # (the qwen3 q/k norms of 64, llama's 768-wide norms and its [768, 192] o shards, laid out
+    # column-major); what XLA pads beyond that is the batch's and the step counters' tiles
+    # (512 B per scalar).
+    state_padding = next(c.bytes for c in plan.training.resident if c.name == "train.layout_padding")
+    assert extra["state_bytes"] == resident - state_padding
+    xla_padding = args - extra["unpadded_bytes"]
+    assert 0 <= xla_padding - state_padding <= 4 * 512, (xla_padding, state_padding)
+    if family != "qwen2":  # qwen2's shards and vectors here are all whole tiles
+        assert state_padding > 0
     assert rep.memory["alias_bytes"] >= resident  # the whole state is donated
 
 

@@ -51,14 +51,18 @@ def test_resident_terms_hand_computed():
     p_dev = (7_615_616_512 - replicated) // 4 + replicated
     shape = train_shape(32, 4, 512, 1024, Mesh(1, 4, 1))
     tm = training_memory(s, Mesh(1, 4, 1), shape, "lion")
+    # TPU tiles: every shard's dims are whole 8x128 tiles, but the 57 norms and 28 q biases of 3584
+    # occupy 4096 elements (1024-element tiles), in each copy of the params the state keeps
+    pad = (57 + 28) * (4096 - 3584) * 4
     names = {c.name: c.bytes for c in tm.resident}
     assert names == {"train.master_params": 4 * p_dev, "train.optimizer_state": 4 * p_dev,
-                     "train.grad_accumulator": 4 * p_dev}
+                     "train.grad_accumulator": 4 * p_dev, "train.layout_padding": 3 * pad}
     adam = training_memory(s, Mesh(1, 4, 1), shape, "adamw")
     assert {c.name: c.bytes for c in adam.resident}["train.optimizer_state"] == 8 * p_dev
     sgd = training_memory(s, Mesh(1, 4, 1), train_shape(32, None, 512, 1024, Mesh(1, 4, 1)), "sgd", beta=0.1)
     assert {c.name: c.bytes for c in sgd.resident} == {"train.master_params": 4 * p_dev,
-                                                        "train.reference_params": 4 * p_dev}
+                                                        "train.reference_params": 4 * p_dev,
+                                                        "train.layout_padding": 2 * pad}
 
 
 def test_batch_arithmetic():
@@ -112,14 +116,16 @@ def test_bf16_master_params_suggestion_halves_the_resident_state():
     from planner.suggest import suggestions
 
     # the seed's step (micro-batch 4) does not fit; with bf16 master params, lion state and accumulator
-    # the resident state is 3 x P_dev x 2 B = 3 x 1,904,154,112 x 2 B instead of 3 x ... x 4 B
+    # the resident state is 3 x P_dev x 2 B = 3 x 1,904,154,112 x 2 B instead of 3 x ... x 4 B (and
+    # the tiles of 85 vectors of 3584, padded to 4096, in each of the three copies)
+    pad = 3 * 85 * 512
     plan = make_plan(SEED)
-    assert not plan.fits and plan.training.resident_bytes == 3 * 1_904_154_112 * 4
+    assert not plan.fits and plan.training.resident_bytes == 3 * 1_904_154_112 * 4 + pad * 4
     way = {s.title: s for s in suggestions(plan)}["bfloat16 master params"]
     assert way.verdict == "fits"
     assert way.request == SEED.with_(param_dtype="bfloat16")
     p = make_plan(way.request)
-    assert p.fits and p.training.resident_bytes == 3 * 1_904_154_112 * 2
+    assert p.fits and p.training.resident_bytes == 3 * 1_904_154_112 * 2 + pad * 2
     # with the whole batch as one micro-batch bf16 alone is not enough: the suggestion adds the
     # largest micro-batch that fits with it, and the next larger one does not
     whole = make_plan(SEED.with_(micro_bs=None))

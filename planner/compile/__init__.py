@@ -28,6 +28,7 @@ from importlib import metadata, util
 from pathlib import Path
 
 from planner.errors import PlanError
+from planner.param_layout import model_fields
 from planner.units import fmt_gib, gib
 
 #: Bump when the reference step or the compile procedure changes what XLA is asked.
@@ -67,8 +68,6 @@ def _version(dist: str) -> str | None:
 
 # -- config ------------------------------------------------------------------------------------
 
-MODEL_FIELDS = ("hidden", "intermediate", "layers", "heads", "kv_heads", "head_dim", "vocab", "tied",
-                "qkv_bias", "o_bias", "qk_norm")
 
 
 def compile_config(plan, *, layers: str | None = None, optimization_level: str | None = None) -> dict:
@@ -95,7 +94,7 @@ def compile_config(plan, *, layers: str | None = None, optimization_level: str |
             "num_devices": slc.num_devices,
             "num_hosts": slc.num_hosts,
         },
-        "model": {"name": spec.name, **{k: getattr(spec, k) for k in MODEL_FIELDS}},
+        "model": {"name": spec.name, **model_fields(spec)},
         "mesh": [t.mesh.dp, t.mesh.fsdp, t.mesh.tp],
         "micro_batch": t.shape.micro_batch,
         "seq_len": t.shape.seq_len,
@@ -402,9 +401,13 @@ def render_compile(report: CompileReport, plan) -> str:
         diff = m["argument_bytes"] - an["resident_bytes"]
         extra = r.get("argument_extra") or {}
         if extra:
+            xla_padding = m["argument_bytes"] - extra.get("unpadded_bytes", m["argument_bytes"])
+            state_padding = next((c.bytes for c in plan.training.resident if c.name == "train.layout_padding"), 0)
             out.append(f"  arguments − analytic resident = {diff:,} B: batch {extra.get('batch_bytes', 0):,} B, "
-                       f"scalars {extra.get('scalar_bytes', 0):,} B, TPU tiled-layout padding "
-                       f"{m['argument_bytes'] - extra.get('unpadded_bytes', m['argument_bytes']):,} B")
+                       f"scalars {extra.get('scalar_bytes', 0):,} B, TPU tiled-layout padding beyond the state's "
+                       f"{state_padding:,} B (train.layout_padding) {xla_padding - state_padding:,} B "
+                       + ("(the batch's and scalars' tiles, the splash kernel's mask tables)" if cfg.get("beta")
+                          else "(the batch's and scalars' tiles)"))
         out.append(f"  free for the step: {fmt_gib(report.free_at_step_bytes)} (limit {fmt_gib(plan.limit_bytes)}"
                    f" − XLA arguments {fmt_gib(m['argument_bytes'])}"
                    + (f" − engine {fmt_gib(an['engine_resident_bytes'])} as the plan counts it" if

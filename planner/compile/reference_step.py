@@ -42,6 +42,8 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from planner.param_layout import param_arrays
+
 BATCH = ("dp", "fsdp")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -50,45 +52,12 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float
 
 
 def param_layout(m: dict, stacked: bool = True) -> dict[str, tuple[tuple[int, ...], P]]:
-    """name -> (global shape, PartitionSpec) of every trainable array.
+    """name -> (global shape, PartitionSpec) of every trainable array (:func:`planner.param_layout.param_arrays`).
 
     ``stacked``: the layer arrays carry a leading layer axis (for ``lax.scan``); otherwise each
     layer has its own arrays (``layers/<i>/wq``), as in an unrolled flax model.
     """
-    H, I, L = m["hidden"], m["intermediate"], m["layers"]
-    hd, nh, nkv, V = m["head_dim"], m["heads"], m["kv_heads"], m["vocab"]
-    qd, kvd = nh * hd, nkv * hd
-    col, row, rep = P("fsdp", "tp"), P("tp", "fsdp"), P()
-    layer: dict[str, tuple[tuple[int, ...], P]] = {
-        "ln1": ((H,), rep),
-        "ln2": ((H,), rep),
-        "wq": ((H, qd), col),
-        "wk": ((H, kvd), col),
-        "wv": ((H, kvd), col),
-        "wo": ((qd, H), row),
-        "w_gate": ((H, I), col),
-        "w_up": ((H, I), col),
-        "w_down": ((I, H), row),
-    }
-    if m["qkv_bias"]:
-        layer.update(bq=((qd,), rep), bk=((kvd,), rep), bv=((kvd,), rep))
-    if m.get("o_bias"):
-        layer["bo"] = ((H,), rep)
-    if m["qk_norm"]:
-        layer.update(q_norm=((hd,), rep), k_norm=((hd,), rep))
-    out: dict[str, tuple[tuple[int, ...], P]] = {
-        "embed": ((V, H), P("fsdp", "tp")),
-        "final_norm": ((H,), rep),
-    }
-    if not m["tied"]:
-        out["lm_head"] = ((H, V), P("fsdp", "tp"))
-    for name, (shape, spec) in layer.items():
-        if stacked:
-            out[f"layers/{name}"] = ((L, *shape), P(None, *spec))
-        else:
-            for i in range(L):
-                out[f"layers/{i:03d}/{name}"] = (shape, spec)
-    return out
+    return {name: (shape, P(*axes)) for name, (shape, axes) in param_arrays(m, stacked=stacked).items()}
 
 
 def _nest(flat: dict[str, Any]) -> dict:
