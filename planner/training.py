@@ -482,6 +482,25 @@ RING_WEIGHT_CHUNKS_TP = 6
 RING_ALLOCATION_FACTOR_PCT = 107
 
 
+#: From this tp, a dots ring step whose gathers are not hoisted peaks where the forward meets the
+#: backward, holding the backward's recomputation of every layer at once: per token and layer three
+#: [I/tp] values (gate, up and their SwiGLU product), four [H] (the o and down outputs after their
+#: tp all-reduce, and both residual sums), q/tp and kv/tp twice each (the attention kernel's inputs
+#: and their bf16 copies), beside the full-vocabulary bf16 logits; no gathered head. Read from the
+#: live ranges of bench rows 408 (v6e-32, Llama-3.2-3B, fsdp 8 x tp 4) and 410 (v6e-64, Qwen3-4B,
+#: fsdp 8 x tp 8), to within 1% of their live bytes; with ``RING_ALLOCATION_FACTOR_PCT`` -0.7% and
+#: -4.5% of XLA's temp (1.30x and 1.50x the earlier estimate). Row 401 (v4-64, Qwen3-4B, fsdp 8 x
+#: tp 4), compiled a batch before and not read for the rule: -2.6% (1.39x before). tp 2 ring steps
+#: (rows 352-365, 411, 412) all hoisted, and no tp 2 ring step without hoisting has compiled.
+RING_RECOMPUTE_MIN_TP = 4
+
+
+def _ring_recompute_elements(spec, tp: int) -> int:
+    """Elements per token of one layer's recomputation live at a tp >= 4 ring step's backward start."""
+    inter = spec.intermediate if spec.moe is None else spec.moe.moe_intermediate * spec.moe.experts_per_tok
+    return 3 * ceil_div(inter, tp) + 4 * spec.hidden + 2 * ceil_div(spec.q_dim, tp) + 2 * ceil_div(spec.kv_dim, tp)
+
+
 def _ring_output_width(spec, tp: int) -> int:
     """Elements per token of the ring matmul outputs live at a windowed-einsum peak, per layer."""
     q = spec.heads * spec.head_dim
@@ -525,19 +544,22 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
         windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 27 tp = 2 compiles: the 18 without "
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 29 tp = 2 compiles: the 18 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; five held out after the logits gathered over tp, "
                 "bench rows 389-391, 396 and 399, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
-                "v5e's older fit there, at -15.3% (row 406), the seven dots steps with rings from -16.8% to +4.3% "
-                "(two set the six ring chunks per weight matrix, rows 352 and 358; five held out, rows 359, 360 and "
-                "363-365), and two full-remat ring steps flagged"
+                "v5e's older fit there, at -15.3% (row 406), the nine dots steps with rings from -16.8% to +4.6% "
+                "(two set the six ring chunks per weight matrix, rows 352 and 358; seven held out, rows 359, 360, "
+                "363-365, 411 and 412), and two full-remat ring steps flagged"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
-    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 28 compiles with tp 4 or 8 (bench rows "
-            "372-405; none ran rings): where the backward set the need, 15 on v4, v5e and v6e within 3.8% (seven of "
-            "them set the logits gathered over tp to the full vocabulary beside the unscaled saved activations; "
-            "eight held out) and four v5e steps on 4-chip fsdp rings, which keep an older fit, from -14.4% to "
-            "+1.7%; where the hoisted gathers did, two from -7.4% to -1.1%; and the seven v4 steps beside a 4+-chip "
-            f"fsdp ring, flagged, all below XLA (it needed 1.11-{V4_HELD_COTANGENTS_MAX_RATIO}x)"
+    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 33 compiles with tp 4 or 8 (bench rows "
+            "372-414): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
+            "3.8% (seven of them set the logits gathered over tp to the full vocabulary beside the unscaled saved "
+            "activations; nine held out) and five v5e steps on 4-chip fsdp rings, which keep an older fit, from "
+            "-14.4% to +14.1%; where the hoisted gathers did, two from -7.4% to -1.1%; the six v4 steps beside a "
+            f"4-chip fsdp ring, flagged, all below XLA (it needed 1.11-{V4_HELD_COTANGENTS_MAX_RATIO}x); with rings "
+            "(fsdp 8), four: the backward's recomputation of every layer at its start (RING_RECOMPUTE_MIN_TP) read "
+            "from rows 408 and 410 (-0.7%, -4.5%), row 401 on v4 -2.6%, and row 407, at 2.49x resident per saved "
+            "activations just under the hoisting line, hoisted: -19.8% (its hoisted outcome +10.3%)"
             + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
 
 
@@ -579,7 +601,8 @@ _HEAD_GRAD_MAX_HIDDEN_PER_TOKEN = 4
 #: held every layer's [tok, H] activation gradients and their tp all-reduce results, and the
 #: [tok, I/tp] cotangents, at once). fsdp 4 x tp 2 (rows 332, 399) and fsdp 2 x tp 4 (rows 378, 381)
 #: were within 1.6%. Held out after the flag (forty-first batch): v4-64 with fsdp 8 x tp 4 (row 401)
-#: needed 1.39x.
+#: needed 1.39x; it runs rings, which ``RING_RECOMPUTE_MIN_TP`` has predicted since (-2.6%), and ring
+#: steps are no longer flagged.
 V4_HELD_COTANGENTS_MIN = (4, 4)
 #: The largest ratio of XLA's temp to the estimate among those compiles (row 400).
 V4_HELD_COTANGENTS_MAX_RATIO = 1.49
@@ -616,8 +639,8 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
     * full remat where the gathers run as windowed-einsum rings beside tp > 1: in both compiles (bench
       rows 361 and 362, tp 2) XLA peaked inside the rematerialised backward, at 0.84x and 0.77x the ring
       estimate (which stays as the upper bound) and 1.8x and 2.4x the step without hoisting;
-    * an fsdp ring of 4+ chips beside tp >= 4 on v4 (``V4_HELD_COTANGENTS_MIN``): XLA needed 1.11-1.49x
-      the estimate in all seven compiles, which is a lower bound there.
+    * an fsdp ring of 4+ chips beside tp >= 4 on v4 without rings (``V4_HELD_COTANGENTS_MIN``): XLA needed 1.11-1.49x
+      the estimate in all six such compiles, which is a lower bound there.
     """
     grad_accum = train.shape.grad_accum
     step = train.step[0].inputs if train.step else {}
@@ -671,12 +694,12 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 "for 3B-4B models at 2048 tokens/device (3 of 10 such compiles; the others within 11%); "
                 "check it with --compile")
     fsdp, tp = step.get("fsdp", 1), step.get("tp", 1)
-    if generation == "v4" and fsdp >= V4_HELD_COTANGENTS_MIN[0] and tp >= V4_HELD_COTANGENTS_MIN[1]:
+    if (generation == "v4" and fsdp >= V4_HELD_COTANGENTS_MIN[0] and tp >= V4_HELD_COTANGENTS_MIN[1]
+            and not step.get("ring_recompute")):
         need = train.step_temp_bytes
-        return (f"an fsdp ring of {fsdp} chips beside tp = {tp} on v4: in all seven such compiles XLA needed more "
-                f"than the step estimate, 1.30-{V4_HELD_COTANGENTS_MAX_RATIO}x where the backward sets it (bench rows "
-                "387, 397, 398, 400, and "
-                "401 with fsdp 8, held out after this flag: late in the backward XLA held every layer's activation "
+        return (f"an fsdp ring of {fsdp} chips beside tp = {tp} on v4: in all six such compiles without rings XLA "
+                f"needed more than the step estimate, 1.30-{V4_HELD_COTANGENTS_MAX_RATIO}x where the backward sets it "
+                "(bench rows 387, 397, 398, 400: late in the backward XLA held every layer's activation "
                 "gradients and their tp all-reduce results at once) and 1.11x and 1.18x where the hoisted gathers do "
                 "(rows 372, 373); the estimate is a lower "
                 f"bound ({fmt_gib(need)}; {fmt_gib(int(V4_HELD_COTANGENTS_MAX_RATIO * need))} at the largest ratio "
@@ -915,6 +938,17 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
                         else 0)
     backward = saved + head_gathered + logits + scores + backward_gathers
+    ring_recompute = windowed and remat == "dots" and tp >= RING_RECOMPUTE_MIN_TP
+    if ring_recompute:
+        recompute_per_token = _ring_recompute_elements(spec, tp)
+        saved = L * tok * recompute_per_token * it_c * RING_ALLOCATION_FACTOR_PCT // 100
+        saved_formula = (f"L · tok · (3·I/tp + 4·H + 2·q/tp + 2·kv/tp) · it_c · {RING_ALLOCATION_FACTOR_PCT}%   "
+                         "(tp >= 4 ring step: the backward's recomputation of every layer, live at its start)")
+        head_gathered = 0
+        logits = tok * V * it_c * RING_ALLOCATION_FACTOR_PCT // 100
+        logits_formula = (f"tok · V · it_c · {RING_ALLOCATION_FACTOR_PCT}%   (the bf16 logits gathered over tp "
+                          "to the full vocabulary)")
+        backward = saved + logits + scores
     update = grads if shape.grad_accum == 1 else 0
     phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
     peak = max(phases, key=phases.get)
@@ -933,7 +967,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "params_in_compute_dtype": uncast,
               "uncast_skips_hoisting": uncast_skips and hoisting.if_cast,
               "uncast_rings": uncast and windowed and hoisting.if_cast,
-              "reference_forward": reference_forward}
+              "reference_forward": reference_forward, "ring_recompute": ring_recompute}
     if peak == "forward_start" and windowed:
         return [Component(
             "step.windowed_einsum_rings", prefetch,
@@ -975,9 +1009,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             basis=est)] if backward_gathers else []
         return gathers + [
             Component("step.saved_activations", saved, saved_formula,
-                      {**common, "dots_per_token": dots, "other_per_token": other}, exact=False, phase=t, basis=est),
-            Component("step.lm_head_gather", head_gathered, "V · H / tp · it_c   (lm_head / tied embedding, "
-                      "all-gathered over fsdp)", common, exact=False, phase=t, basis=est),
+                      {**common, "dots_per_token": dots, "other_per_token": other,
+                       **({"recompute_per_token": _ring_recompute_elements(spec, tp)} if ring_recompute else {})},
+                      exact=False, phase=t, basis=est),
+            *([Component("step.lm_head_gather", head_gathered, "V · H / tp · it_c   (lm_head / tied embedding, "
+                         "all-gathered over fsdp)", common, exact=False, phase=t, basis=est)]
+              if head_gathered else []),
             Component("step.logits", logits + scores, logits_formula
                       + ("  + naive attention scores" if naive else ""),
                       {**common, "extra_bytes_per_element": extra, "head_grad_extra_bytes": head_grad_extra,
