@@ -490,7 +490,9 @@ RING_ALLOCATION_FACTOR_PCT = 107
 #: live ranges of bench rows 408 (v6e-32, Llama-3.2-3B, fsdp 8 x tp 4) and 410 (v6e-64, Qwen3-4B,
 #: fsdp 8 x tp 8), to within 1% of their live bytes; with ``RING_ALLOCATION_FACTOR_PCT`` -0.7% and
 #: -4.5% of XLA's temp (1.30x and 1.50x the earlier estimate). Row 401 (v4-64, Qwen3-4B, fsdp 8 x
-#: tp 4), compiled a batch before and not read for the rule: -2.6% (1.39x before). tp 2 ring steps
+#: tp 4), compiled a batch before and not read for the rule: -2.6% (1.39x before). Held out after it
+#: (forty-third batch, rows 415-420): 3B and 7B on v6e-32, v6e-64 (tp 8; fsdp 16) and v4-64 within
+#: 9.8%, Qwen3-1.7B -11.0% and Llama-3.2-1B -20.8% (-16.8% to -32.9% before the rule). tp 2 ring steps
 #: (rows 352-365, 411, 412) all hoisted, and no tp 2 ring step without hoisting has compiled.
 RING_RECOMPUTE_MIN_TP = 4
 
@@ -551,15 +553,17 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
                 "(two set the six ring chunks per weight matrix, rows 352 and 358; seven held out, rows 359, 360, "
                 "363-365, 411 and 412), and two full-remat ring steps flagged"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
-    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 33 compiles with tp 4 or 8 (bench rows "
-            "372-414): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
+    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
+            "372-420): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
             "3.8% (seven of them set the logits gathered over tp to the full vocabulary beside the unscaled saved "
             "activations; nine held out) and five v5e steps on 4-chip fsdp rings, which keep an older fit, from "
             "-14.4% to +14.1%; where the hoisted gathers did, two from -7.4% to -1.1%; the six v4 steps beside a "
             f"4-chip fsdp ring, flagged, all below XLA (it needed 1.11-{V4_HELD_COTANGENTS_MAX_RATIO}x); with rings "
-            "(fsdp 8), four: the backward's recomputation of every layer at its start (RING_RECOMPUTE_MIN_TP) read "
-            "from rows 408 and 410 (-0.7%, -4.5%), row 401 on v4 -2.6%, and row 407, at 2.49x resident per saved "
-            "activations just under the hoisting line, hoisted: -19.8% (its hoisted outcome +10.3%)"
+            "(fsdp 8 and 16), ten: the backward's recomputation of every layer at its start (RING_RECOMPUTE_MIN_TP) "
+            "read from rows 408 and 410 (-0.7%, -4.5%), held out: row 401 on v4 -2.6%, rows 415-420 from -20.8% "
+            "to +9.8% (3B and 7B within 9.8%, the 1.7B and 1B models 11.0% and 20.8% under), and row 407, at 2.49x "
+            "resident per saved activations just under the hoisting line, hoisted: -19.8% (its hoisted outcome "
+            "+10.3%)"
             + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
 
 
