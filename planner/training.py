@@ -1021,7 +1021,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               if head_gathered else []),
             Component("step.logits", logits + scores, logits_formula
                       + ("  + naive attention scores" if naive else ""),
-                      {**common, "extra_bytes_per_element": extra, "head_grad_extra_bytes": head_grad_extra,
+                      {**common, "extra_bytes_per_element": None if ring_recompute else extra,
+                       "head_grad_extra_bytes": None if ring_recompute else head_grad_extra,
                        "attention_scores": scores}, exact=False,
                       phase=t, basis=est),
         ]
