@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import math
 
+from planner.units import round_up
+
 TILE_ROWS = 8
 TILE_COLUMNS = 128
 #: Rank-1 tiles: from this many bytes up to this many elements.
 VECTOR_TILE_MIN_BYTES = 512
 VECTOR_TILE_MAX_ELEMENTS = 1024
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
 
 
 def tiled_elements(shape: tuple[int, ...], itemsize: int) -> int:
@@ -44,11 +42,11 @@ def tiled_elements(shape: tuple[int, ...], itemsize: int) -> int:
     if len(shape) == 1:
         n = shape[0]
         if n >= VECTOR_TILE_MAX_ELEMENTS:
-            return _round_up(n, VECTOR_TILE_MAX_ELEMENTS)
+            return round_up(n, VECTOR_TILE_MAX_ELEMENTS)
         return max(VECTOR_TILE_MIN_BYTES // itemsize, 1 << max(0, n - 1).bit_length())
     *lead, a, b = shape
-    row_major = _tile_rows(a) * _round_up(b, TILE_COLUMNS)
-    column_major = _tile_rows(b) * _round_up(a, TILE_COLUMNS)
+    row_major = _tile_rows(a) * round_up(b, TILE_COLUMNS)
+    column_major = _tile_rows(b) * round_up(a, TILE_COLUMNS)
     return math.prod(lead) * min(row_major, column_major)
 
 
@@ -56,7 +54,7 @@ def _tile_rows(rows: int) -> int:
     """Rows a rank-2 array occupies: whole 8-row tiles; fewer rows take a 1-, 2- or 4-row tile."""
     if rows < TILE_ROWS:
         return 1 << max(0, rows - 1).bit_length()
-    return _round_up(rows, TILE_ROWS)
+    return round_up(rows, TILE_ROWS)
 
 
 def padding_bytes(shape: tuple[int, ...], itemsize: int) -> int:

@@ -139,6 +139,11 @@ def replicated_param_elements(spec: ModelSpec) -> int:
     return spec.layers * per_layer + spec.hidden
 
 
+def _active_intermediate(spec: ModelSpec) -> int:
+    """MLP width one token passes through: the dense intermediate, or the routed experts' together."""
+    return spec.intermediate if spec.moe is None else spec.moe.moe_intermediate * spec.moe.experts_per_tok
+
+
 def _layer_activation_elements(spec: ModelSpec, tp: int) -> tuple[int, int]:
     """(dot outputs, other saved values) per token of one layer, per device.
 
@@ -148,7 +153,7 @@ def _layer_activation_elements(spec: ModelSpec, tp: int) -> tuple[int, int]:
     the residual stream, the attention output and the SwiGLU product.
     """
     H = spec.hidden
-    inter = spec.intermediate if spec.moe is None else spec.moe.moe_intermediate * spec.moe.experts_per_tok
+    inter = _active_intermediate(spec)
     dots = ceil_div(spec.q_dim + 2 * spec.kv_dim, tp) + H + ceil_div(2 * inter, tp) + H
     elementwise = 3 * H + ceil_div(spec.q_dim + inter, tp)
     return dots, elementwise
@@ -266,8 +271,13 @@ def _layout_padding(spec: ModelSpec, mesh: Mesh, optimizer: str, it_p: int, grad
     moments = OPTIMIZER_STATE_COPIES.get(optimizer, 0)  # adafactor's factored statistics: not counted
     copies = 1 + moments + (grad_accum > 1) + (beta != 0.0)
     axis_sizes = {"dp": mesh.dp, "fsdp": mesh.fsdp, "tp": mesh.tp}
-    per_copy = sum(padding_bytes(shard_shape(shape, axes, axis_sizes), it_p)
-                   for shape, axes in param_arrays(model_fields(spec)).values())
+    per_copy = 0
+    # stacked: each layer array once, with a leading (unsharded) layer axis; every layer pads alike
+    for name, (shape, axes) in param_arrays(model_fields(spec), stacked=True).items():
+        count = 1
+        if name.startswith("layers/"):
+            count, shape, axes = shape[0], shape[1:], axes[1:]
+        per_copy += count * padding_bytes(shard_shape(shape, axes, axis_sizes), it_p)
     return Component(
         "train.layout_padding", copies * per_copy,
         "copies · Σ_arrays (tiled − actual elements of the shard) · it_p",
@@ -499,7 +509,7 @@ RING_RECOMPUTE_MIN_TP = 4
 
 def _ring_recompute_elements(spec, tp: int) -> int:
     """Elements per token of one layer's recomputation live at a tp >= 4 ring step's backward start."""
-    inter = spec.intermediate if spec.moe is None else spec.moe.moe_intermediate * spec.moe.experts_per_tok
+    inter = _active_intermediate(spec)
     return 3 * ceil_div(inter, tp) + 4 * spec.hidden + 2 * ceil_div(spec.q_dim, tp) + 2 * ceil_div(spec.kv_dim, tp)
 
 

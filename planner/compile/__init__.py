@@ -69,7 +69,6 @@ def _version(dist: str) -> str | None:
 # -- config ------------------------------------------------------------------------------------
 
 
-
 def compile_config(plan, *, layers: str | None = None, optimization_level: str | None = None) -> dict:
     """The JSON config of the reference step for a training or RL plan."""
     if plan.training is None:
