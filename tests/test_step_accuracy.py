@@ -289,16 +289,15 @@ def test_windowed_einsum_line_against_the_compiles_ring_buffers():
 
 
 def test_tp_note_states_the_tp_compiles_on_record():
-    """The tp > 1 notes quote the records. tp 2: 26 compiles, the 17 without rings within 11.3% (rows
-    389-391, 396 and 399, held out after the logits were gathered over tp, within 3.5%), the seven dots steps
-    with rings from -16.8% to +4.3% (rows 352 and 358 set RING_WEIGHT_CHUNKS_TP, 359, 360 and 363-365 held
-    out), and the two full-remat ring steps (rows 361 and 362) flagged with both outcomes around XLA's temp.
-    tp 4 and 8: 23 compiles (rows 372-400 but 380, which did not compile, and the tp 2 rows), none with
-    rings: 12 backward peaks within 3.8% with the logits gathered over tp beside the unscaled saved
-    activations (without the gather 8.6% to 18.2% below, rows 374, 375, 378, 379; with the tp 1 scaling of
-    the saved activations on v5e/v6e 10.3% to 13.9% above, rows 382, 383, 385, 386), three v5e steps on
-    4-chip fsdp rings on their older fit from -14.4% to +0.8%, two forward peaks from -7.4% to -1.1%, and
-    six v4 steps beside a 4-chip fsdp ring, flagged, all below XLA."""
+    """The tp > 1 notes quote the records. tp 2: 29 compiles, the 18 without rings within 11.3% but for row
+    406 (v5e's older fit, -15.3%; rows 389-391, 396 and 399, held out after the logits were gathered over tp,
+    within 3.5%), the nine dots steps with rings from -16.8% to +4.6% (rows 352 and 358 set
+    RING_WEIGHT_CHUNKS_TP), and the two full-remat ring steps (rows 361 and 362) flagged with both outcomes
+    around XLA's temp. tp 4 and 8: 39 compiles (rows 372-420 but 380 and 409, which did not compile, and the
+    tp 2 rows): without rings 16 backward peaks within 3.8% with the logits gathered over tp beside the
+    unscaled saved activations, five v5e steps on 4-chip fsdp rings on their older fit, two forward peaks,
+    and six v4 steps beside a 4-chip fsdp ring, flagged, all below XLA; with rings ten, on the recomputation
+    rule read from rows 408 and 410."""
     steps, _ = sa.load(sa.SHIPPED_PATH)
     errs, flagged, wide = {}, {}, {}
     for s in steps:
@@ -357,8 +356,8 @@ def test_tp_note_states_the_tp_compiles_on_record():
 
 def test_v4_fsdp_4_beside_tp_4_is_flagged_with_the_ratios_on_record():
     """v4-32 with fsdp 4 x tp 4: XLA needed 1.11-1.49x the estimate in all six compiles (rows 372, 373, 387,
-    397, 398, 400), and 1.39x at fsdp 8 (row 401, held out after the flag); fsdp 4 x tp 2 (rows 332, 399),
-    fsdp 2 x tp 4 (rows 378, 381) and fsdp 2 x tp 8 (row 402) stay predicted."""
+    397, 398, 400); fsdp 4 x tp 2 (rows 332, 399), fsdp 2 x tp 4 (rows 378, 381), fsdp 2 x tp 8 (row 402) and
+    the ring step at fsdp 8 (row 401) stay predicted."""
     steps, _ = sa.load(sa.SHIPPED_PATH)
     by_id = {s.id: s for s in steps}
     ratios = {}
@@ -405,5 +404,5 @@ def test_tp_4_ring_step_holds_every_layers_recomputation_at_the_backward_start()
     assert parts == {"step.saved_activations": 28 * 1536 * per_token * 2 * 107 // 100,
                      "step.logits": 1536 * 128_256 * 2 * 107 // 100}
     assert round(100 * (plan.step_need_bytes / by_id[408].xla_temp - 1), 1) == -0.7
-    # tp 2 ring steps keep the earlier model (all nine hoisted); so do tp 4 steps without rings
+    # tp 4 steps without rings keep the gathered head (row 405)
     assert "step.lm_head_gather" in {c.name for c in make_plan(PlanRequest(**by_id[405].request)).training.step}
