@@ -623,7 +623,7 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: from 3.0x to 2.5x; rows 73, 80, 118, 130, 158, 159, 177, 178 and 181 moved v5e's tied-head gather
 #: to 4-chip rings only; rows 89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194 and 203 fitted the
 #: windowed-einsum ring model (153 and 203 by their buffer assignment), while rows 78, 162 and 185,
-#: which it does not fit, stay held out; rows 149 and 161 (tenth and eleventh batches) confined the
+#: which it does not fit, stayed held out; rows 149 and 161 (tenth and eleventh batches) confined the
 #: resident-per-saved line to ring steps, and rows 234-236 and 239 (nineteenth) took that back for
 #: v4 and v5e 8+ chip rings (rows 233, 237 and 238 of that batch came out as predicted); rows 247,
 #: 249 and 250 (twenty-first) set the rule that v4 hoists no gathers of params in the compute dtype
@@ -642,13 +642,15 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: gathered over tp to the full vocabulary, and rows 382, 383, 385 and 386 (thirty-eighth) that on v5e
 #: and v6e they stand beside the unscaled saved activations (v5e with fsdp 4+ excepted); rows 372, 373, 387,
 #: 397, 398 and 400 (thirty-seventh, thirty-eighth, fortieth) flagged v4 beside fsdp 4 x tp 4; rows 408
-#: and 410 (forty-second) set the tp >= 4 ring steps' recomputation at the backward's start.
+#: and 410 (forty-second) set the tp >= 4 ring steps' recomputation at the backward's start; rows 185
+#: (fourteenth) and 364 (thirty-fifth) the hoisted ring steps' backward ring chunks.
 JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181,
                            89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194, 203, 149, 161,
                            234, 235, 236, 239, 247, 249, 250, 256, 257, 258, 259, 260, 266, 267, 273,
                            279, 280, 281, 282, 283, 284, 285, 292, 309,
                            308, 312, 317, 320, 321, 336, 342, 350, 352, 337, 340, 349,
-                           374, 375, 378, 379, 382, 383, 385, 386, 372, 373, 387, 397, 398, 400, 408, 410})
+                           374, 375, 378, 379, 382, 383, 385, 386, 372, 373, 387, 397, 398, 400, 408, 410,
+                           185, 364})
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
 HELD_OUT = HELD_OUT_BATCHES - JOINED_FITTED
 

@@ -134,12 +134,17 @@ def regime(generation: str, num_devices: int, remat: str, train) -> tuple[str, s
 
     A ``forward_start`` peak estimated as windowed-einsum rings (``step.windowed_einsum_rings``:
     :func:`planner.training.windowed_einsum_expected`, with remat) is its own phase,
-    ``forward_start_windowed``: the rings' buffers are what sits at that peak."""
+    ``forward_start_windowed``: the rings' buffers are what sits at that peak. So is a hoisted ring
+    step's ``backward_start`` peak with the backward's ring chunks (``step.backward_ring_chunks``),
+    ``backward_start_windowed``."""
     if train is None or not train.step:
         return None
     phase = train.step[0].inputs["peak_phase"]
-    if phase == "forward_start" and train.step[0].name == "step.windowed_einsum_rings":
+    names = {c.name for c in train.step}
+    if phase == "forward_start" and "step.windowed_einsum_rings" in names:
         phase = "forward_start_windowed"
+    elif phase == "backward_start" and "step.backward_ring_chunks" in names:
+        phase = "backward_start_windowed"
     return slice_class(generation, num_devices), remat, phase
 
 
@@ -202,7 +207,10 @@ def band_for(bands: Iterable[Band], regime: tuple[str, str, str]) -> Band | None
 _PHASE_WORDS = {"forward_start": "the layers' weight all-gathers hoisted, peak at the forward's start",
                 "forward_start_windowed": "the layers' weight all-gathers hoisted as windowed-einsum rings, "
                                           "peak at the forward's start",
-                "backward_start": "peak at the backward's start", "update": "peak at the optimizer update"}
+                "backward_start": "peak at the backward's start",
+                "backward_start_windowed": "the layers' weight all-gathers hoisted as windowed-einsum rings, peak "
+                                           "at the backward's start with its ring chunks",
+                "update": "peak at the optimizer update"}
 
 
 def describe(regime: tuple[str, str, str], short: bool = False) -> str:

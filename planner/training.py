@@ -507,6 +507,19 @@ RING_ALLOCATION_FACTOR_PCT = 107
 RING_RECOMPUTE_MIN_TP = 4
 
 
+#: Where the rings are hoisted, the backward's own ring chunks are live at its start too: two chunks of
+#: every layer's weight shard (bf16, 1/fsdp of each tp-split matrix; with tp = 1 and tp = 2 alike) and
+#: two of the embedding shard's bf16 cast, beside the saved activations, the gathered head and the
+#: logits. Read at the backward-start peaks of held-out rows 185 (v5e-8, Llama-3.2-1B, fsdp 8: 16 x 2
+#: chunks, 486,539,264 B, and 2 x 65,667,072 B) and 364 (v5e-16, Qwen3-1.7B, fsdp 8 x tp 2: 28 x 2
+#: chunks, 352,321,536 B, and 2 x 38,895,616 B). Small models peak there rather than at the forward's
+#: start: with ``RING_ALLOCATION_FACTOR_PCT`` on the chunks rows 185 and 364 come to -9.6% and -8.9%
+#: (-22.3% and -16.8% with the forward's peak alone); of the other hoisted ring steps only rows 179,
+#: 335 and 350 moved, each closer (-6.8% to -2.3%, -7.3% to -3.6%, -3.5% to +0.6%).
+RING_BACKWARD_WEIGHT_CHUNKS = 2
+RING_BACKWARD_EMBED_CHUNKS = 2
+
+
 def _ring_recompute_elements(spec, tp: int) -> int:
     """Elements per token of one layer's recomputation live at a tp >= 4 ring step's backward start."""
     inter = _active_intermediate(spec)
@@ -536,11 +549,17 @@ V4_RINGS_UPPER_BOUND_MIN_TOKENS = 1536
 V4_RINGS_UPPER_BOUND_MAX_RESIDENT_PER_GATHERS = 1.0
 
 
+def runs_hoisted_rings(train: TrainingMemory) -> bool:
+    """Whether the step estimate expects every layer's gathers hoisted as windowed-einsum rings."""
+    inputs = train.step[0].inputs if train.step else {}
+    return bool(inputs.get("windowed_einsum") and inputs.get("hoisted") and inputs.get("remat") != "none")
+
+
 def rings_upper_bound_note(generation: str | None, train: TrainingMemory) -> str | None:
     """A note where the ring estimate has been an upper bound (v4, low resident state, long micro-batches)."""
-    step = train.step[0] if train.step else None
-    if generation != "v4" or step is None or step.name != "step.windowed_einsum_rings":
+    if generation != "v4" or not runs_hoisted_rings(train):
         return None
+    step = train.step[0]
     c = step.inputs
     per_gathers = c.get("resident_per_gathers")
     if (c["tok"] < V4_RINGS_UPPER_BOUND_MIN_TOKENS or per_gathers is None
@@ -555,13 +574,14 @@ def rings_upper_bound_note(generation: str | None, train: TrainingMemory) -> str
 def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
-        windowed = bool(train.step) and train.step[0].name == "step.windowed_einsum_rings"
+        windowed = runs_hoisted_rings(train)
         return ("training mesh tp = 2: the step estimate's tp terms rest on 29 tp = 2 compiles: the 18 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; five held out after the logits gathered over tp, "
                 "bench rows 389-391, 396 and 399, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
-                "v5e's older fit there, at -15.3% (row 406), the nine dots steps with rings from -16.8% to +4.6% "
-                "(two set the six ring chunks per weight matrix, rows 352 and 358; seven held out, rows 359, 360, "
-                "363-365, 411 and 412), and two full-remat ring steps flagged"
+                "v5e's older fit there, at -15.3% (row 406), the nine dots steps with rings from -10.0% to +4.6% "
+                "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
+                "chunks, row 364; six held out, rows 359, 360, 363, 365, 411 and 412), and two full-remat ring "
+                "steps flagged"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
             "372-420): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
@@ -932,6 +952,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     head_prefetch = (head_gathered if ((spec.tied and fsdp <= _TIED_HEAD_MAX_FSDP.get(generation or "", 0))
                                        or (uncast and generation in _UNCAST_HEAD_HOISTED))
                      else embed_cast)
+    ring_backward_weights = ring_backward_embed = 0
     if windowed:
         ring_width = _ring_output_width(spec, tp)
         chunks = RING_WEIGHT_CHUNKS if tp == 1 else RING_WEIGHT_CHUNKS_TP
@@ -939,6 +960,9 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         ring_outputs = L * tok * ring_width * it_c
         embed_input = fsdp * tok * H * it_c
         hoisted_want = (ring_weights + ring_outputs + embed_cast + embed_input) * RING_ALLOCATION_FACTOR_PCT // 100
+        ring_backward_weights = (L * RING_BACKWARD_WEIGHT_CHUNKS * ceil_div(layer_gathered, fsdp)
+                                 * RING_ALLOCATION_FACTOR_PCT // 100)
+        ring_backward_embed = RING_BACKWARD_EMBED_CHUNKS * embed_cast
     else:
         hoisted_want = copies * gathered_layers + head_prefetch  # every layer's gathers (and the head) hoisted
         if reference_forward:
@@ -963,11 +987,15 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         logits_formula = (f"tok · V · it_c · {RING_ALLOCATION_FACTOR_PCT}%   (the bf16 logits gathered over tp "
                           "to the full vocabulary)")
         backward = saved + logits + scores
+        ring_backward_weights = ring_backward_embed = 0  # not read at these steps' peaks
+    # hoisted rings: the backward's own ring chunks, live at its start beside the saved activations
+    ring_backward = ring_backward_weights + ring_backward_embed
     update = grads if shape.grad_accum == 1 else 0
-    phases = {"forward_start": prefetch, "backward_start": backward, "update": update}
+    phases = {"forward_start": prefetch, "backward_start": backward + (ring_backward if hoists else 0),
+              "update": update}
     peak = max(phases, key=phases.get)
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
-    outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward, update),
+    outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward + ring_backward, update),
                 "not_hoisted_bytes": max(backward, update)}
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line}
                      if hoisting.line is not None and saved_unscaled else None)
@@ -1021,6 +1049,17 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "backward's all-gathered weights, hoisted to the start of the step)",
             {**common, "layer_weights": layer_weights, "copies": copies}, exact=False, phase=t,
             basis=est)] if backward_gathers else []
+        if hoists and ring_backward:
+            gathers.append(Component(
+                "step.backward_ring_chunks", ring_backward,
+                f"L · {RING_BACKWARD_WEIGHT_CHUNKS} · layer_weights/(tp · fsdp) · it_c · {RING_ALLOCATION_FACTOR_PCT}% "
+                f"+ {RING_BACKWARD_EMBED_CHUNKS} · V·H/(fsdp·tp) · it_c   (hoisted rings: the backward's ring "
+                "chunks of every layer and of the embedding, live at its start)",
+                {**common, "layer_weights": layer_weights, "ring_weight_chunks": RING_BACKWARD_WEIGHT_CHUNKS,
+                 "ring_weight_bytes": ring_backward_weights, "embed_chunks": RING_BACKWARD_EMBED_CHUNKS,
+                 "embed_chunk_bytes": ring_backward_embed,
+                 "allocation_factor_pct": RING_ALLOCATION_FACTOR_PCT}, exact=False, phase=t,
+                basis="XLA:TPU's buffer assignment at the backward-start peaks of bench rows 185 and 364; " + est))
         return gathers + [
             Component("step.saved_activations", saved, saved_formula,
                       {**common, "dots_per_token": dots, "other_per_token": other,

@@ -224,39 +224,40 @@ def test_dots_hoisting_follows_resident_state_per_saved_activations():
     def step(tpu, model, mb, opt="lion", ga=2, gen_len=1024):
         p = make_plan(PlanRequest(tpu=tpu, model=model, workload="train", bs=mb * ga, micro_bs=mb,
                                   prompt_len=512, len=gen_len, optimizer=opt, remat="dots"))
-        return p.training.step[0].inputs["peak_phase"], p.step_need_bytes / GiB
+        return p.training.step[0].inputs["hoisted"], p.step_need_bytes / GiB
 
     for model, xla in (("Llama-3.2-3B", 4.288), ("Qwen3-4B", 5.953)):
-        phase, need = step("v4-16", model, 8)
-        assert phase == "backward_start" and abs(need / xla - 1) < 0.08
-    phase, need = step("v4-16", "Qwen2.5-7B", 8, ga=4)
-    assert phase == "forward_start" and abs(need / 11.880 - 1) < 0.04
-    phase, need = step("v6e-8", "Llama-3.2-3B", 8, "lion", ga=4)
-    assert phase == "backward_start" and abs(need / 4.278 - 1) < 0.02
-    phase, need = step("v6e-8", "Llama-3.2-3B", 8, "adamw", ga=4)
-    assert phase == "forward_start" and -0.15 < need / 6.254 - 1 < 0
-    phase, need = step("v4-8", "Qwen2.5-3B", 4, ga=4)
-    assert phase == "forward_start" and abs(need / 5.447 - 1) < 0.03
+        hoisted, need = step("v4-16", model, 8)
+        assert not hoisted and abs(need / xla - 1) < 0.08
+    hoisted, need = step("v4-16", "Qwen2.5-7B", 8, ga=4)
+    assert hoisted and abs(need / 11.880 - 1) < 0.04
+    hoisted, need = step("v6e-8", "Llama-3.2-3B", 8, "lion", ga=4)
+    assert not hoisted and abs(need / 4.278 - 1) < 0.02
+    hoisted, need = step("v6e-8", "Llama-3.2-3B", 8, "adamw", ga=4)
+    assert hoisted and -0.15 < need / 6.254 - 1 < 0
+    hoisted, need = step("v4-8", "Qwen2.5-3B", 4, ga=4)
+    assert hoisted and abs(need / 5.447 - 1) < 0.03
     # v5e takes the same line: rows 151 (2.70x, 6.256 GiB) and 152 (2.66x, 7.217 GiB) hoisted; row 156
     # (Llama-3.2-3B with lion, 2.03x, 4.296 GiB) did not. Both hoisted steps run windowed-einsum rings
     # (the ring estimate: -7.4% and -9.3%)
-    phase, need = step("v5e-8", "Llama-3.2-3B", 8, "adamw")
-    assert phase == "forward_start" and -0.08 < need / 6.256 - 1 < -0.07
-    phase, need = step("v5e-8", "Qwen3-4B", 8, gen_len=512)
-    assert phase == "forward_start" and -0.10 < need / 7.217 - 1 < -0.09
-    phase, need = step("v5e-8", "Llama-3.2-3B", 8)
-    assert phase == "backward_start" and abs(need / 4.296 - 1) < 0.03
+    hoisted, need = step("v5e-8", "Llama-3.2-3B", 8, "adamw")
+    assert hoisted and -0.08 < need / 6.256 - 1 < -0.07
+    hoisted, need = step("v5e-8", "Qwen3-4B", 8, gen_len=512)
+    assert hoisted and -0.10 < need / 7.217 - 1 < -0.09
+    hoisted, need = step("v5e-8", "Llama-3.2-3B", 8)
+    assert not hoisted and abs(need / 4.296 - 1) < 0.03
 
 
 def test_plans_near_the_hoisting_line_print_both_bounds():
     """Bench row 162 (v4-16 Llama-3.2-3B, adamw, dots, 1536 tokens/device, a ring step): resident state
     2.70x the saved activations, above the 2.5x line, and XLA:TPU did not hoist (4.288 GiB of temp; the
-    estimate, hoisting as windowed-einsum rings, says 5.79). Its plan prints both outcomes; far from the
+    estimate, hoisting as windowed-einsum rings, says 6.00: the backward's start with its ring chunks). Its
+    plan prints both outcomes; far from the
     line (Llama-3.2-3B with lion on v6e-8 at 2.03x, row 124) a plan does not."""
     above = make_plan(PlanRequest(tpu="v4-16", model="Llama-3.2-3B", workload="train", bs=16, micro_bs=8,
                                   prompt_len=512, len=1024, optimizer="adamw", remat="dots"))
     notes = [n for n in above.notes if "line above which XLA hoists" in n]
-    assert len(notes) == 1 and "2.70x" in notes[0] and "4.42 GiB without hoisting and 5.79 GiB with it" in notes[0]
+    assert len(notes) == 1 and "2.70x" in notes[0] and "4.42 GiB without hoisting and 6.00 GiB with it" in notes[0]
     outcomes = above.training.step[0].inputs["outcomes"]
     assert abs(outcomes["not_hoisted_bytes"] / GiB / 4.288 - 1) < 0.04  # XLA did not: the lower outcome
     far = make_plan(PlanRequest(tpu="v6e-8", model="Llama-3.2-3B", workload="train", bs=32, micro_bs=8,
