@@ -575,13 +575,13 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
         windowed = runs_hoisted_rings(train)
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 32 tp = 2 compiles: the 18 without "
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 33 tp = 2 compiles: the 18 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; five held out after the logits gathered over tp, "
                 "bench rows 389-391, 396 and 399, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
                 "v5e's older fit there, at -15.3% (row 406), the twelve dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
-                "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), and two "
-                "full-remat ring steps flagged"
+                "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), a dots ring step "
+                "without hoisting at -20.6% (row 431), and two full-remat ring steps flagged"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
             "372-420): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
