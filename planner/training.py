@@ -503,8 +503,13 @@ RING_ALLOCATION_FACTOR_PCT = 107
 #: tp 4), compiled a batch before and not read for the rule: -2.6% (1.39x before). Held out after it
 #: (forty-third batch, rows 415-420): 3B and 7B on v6e-32, v6e-64 (tp 8; fsdp 16) and v4-64 within
 #: 9.8%, Qwen3-1.7B -11.0% and Llama-3.2-1B -20.8% (-16.8% to -32.9% before the rule). tp 2 ring steps
-#: (rows 352-365, 411, 412) all hoisted, and no tp 2 ring step without hoisting has compiled.
+#: (rows 352-365, 411, 412, 425-427) all hoisted.
 RING_RECOMPUTE_MIN_TP = 4
+#: From this tp the same holds where the gathers are not hoisted (the hoisted tp 2 ring steps peak
+#: with their rings instead). The first tp 2 ring step compiled without hoisting, held-out row 431
+#: (v6e-16, Qwen3-4B, fsdp 8 x tp 2, resident state 2.03x the saved activations), came to -20.6% on
+#: the plain backward's estimate and to -3.3% on the recomputation's.
+RING_RECOMPUTE_UNHOISTED_MIN_TP = 2
 
 
 #: Where the rings are hoisted, the backward's own ring chunks are live at its start too: two chunks of
@@ -521,7 +526,7 @@ RING_BACKWARD_EMBED_CHUNKS = 2
 
 
 def _ring_recompute_elements(spec, tp: int) -> int:
-    """Elements per token of one layer's recomputation live at a tp >= 4 ring step's backward start."""
+    """Elements per token of one layer's recomputation live at a tp > 1 ring step's backward start."""
     inter = _active_intermediate(spec)
     return 3 * ceil_div(inter, tp) + 4 * spec.hidden + 2 * ceil_div(spec.q_dim, tp) + 2 * ceil_div(spec.kv_dim, tp)
 
@@ -581,7 +586,8 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
                 "v5e's older fit there, at -15.3% (row 406), the twelve dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
                 "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), a dots ring step "
-                "without hoisting at -20.6% (row 431), and two full-remat ring steps flagged"
+                "without hoisting (row 431: -20.6% on the plain backward, -3.3% on the backward's recomputation of "
+                "every layer, RING_RECOMPUTE_UNHOISTED_MIN_TP), and two full-remat ring steps flagged"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
             "372-420): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
@@ -976,12 +982,14 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
                         else 0)
     backward = saved + head_gathered + logits + scores + backward_gathers
-    ring_recompute = windowed and remat == "dots" and tp >= RING_RECOMPUTE_MIN_TP
+    ring_recompute = windowed and remat == "dots" and (tp >= RING_RECOMPUTE_MIN_TP
+                                                       or (tp >= RING_RECOMPUTE_UNHOISTED_MIN_TP and not hoists))
     if ring_recompute:
         recompute_per_token = _ring_recompute_elements(spec, tp)
         saved = L * tok * recompute_per_token * it_c * RING_ALLOCATION_FACTOR_PCT // 100
         saved_formula = (f"L · tok · (3·I/tp + 4·H + 2·q/tp + 2·kv/tp) · it_c · {RING_ALLOCATION_FACTOR_PCT}%   "
-                         "(tp >= 4 ring step: the backward's recomputation of every layer, live at its start)")
+                         "(ring step with tp >= 4, or tp 2 without hoisting: the backward's recomputation of "
+                         "every layer, live at its start)")
         head_gathered = 0
         logits = tok * V * it_c * RING_ALLOCATION_FACTOR_PCT // 100
         logits_formula = (f"tok · V · it_c · {RING_ALLOCATION_FACTOR_PCT}%   (the bf16 logits gathered over tp "
