@@ -508,7 +508,11 @@ RING_RECOMPUTE_MIN_TP = 4
 #: From this tp the same holds where the gathers are not hoisted (the hoisted tp 2 ring steps peak
 #: with their rings instead). The first tp 2 ring step compiled without hoisting, held-out row 431
 #: (v6e-16, Qwen3-4B, fsdp 8 x tp 2, resident state 2.03x the saved activations), came to -20.6% on
-#: the plain backward's estimate and to -3.3% on the recomputation's.
+#: the plain backward's estimate and to -3.3% on the recomputation's; its live ranges peak where the
+#: forward meets the backward with 36 layers x (three [1536, 4864], four [1536, 2560], two q and two kv
+#: per tp) and the full-vocabulary bf16 logits, 3,873,313,952 B live. Held out after it (forty-sixth
+#: batch, rows 437-443, v6e-16, v5e-16 and v4-32): all seven unhoisted, -11.7% to +0.7% (median 3.53%);
+#: -16.2% to +3.3% on the plain backward's estimate.
 RING_RECOMPUTE_UNHOISTED_MIN_TP = 2
 
 
@@ -580,14 +584,15 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
         windowed = runs_hoisted_rings(train)
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 33 tp = 2 compiles: the 18 without "
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 40 tp = 2 compiles: the 18 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; five held out after the logits gathered over tp, "
                 "bench rows 389-391, 396 and 399, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
                 "v5e's older fit there, at -15.3% (row 406), the twelve dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
-                "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), a dots ring step "
-                "without hoisting (row 431: -20.6% on the plain backward, -3.3% on the backward's recomputation of "
-                "every layer, RING_RECOMPUTE_UNHOISTED_MIN_TP), and two full-remat ring steps flagged"
+                "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), eight dots ring "
+                "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
+                "row 431 set it, -3.3%; seven held out, rows 437-443, from -11.7% to +0.7%), and two full-remat "
+                "ring steps flagged"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
             "372-420): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
