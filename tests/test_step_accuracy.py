@@ -402,17 +402,24 @@ def test_tp_4_ring_step_holds_every_layers_recomputation_at_the_backward_start()
     """Row 408 (v6e-32, Llama-3.2-3B, fsdp 8 x tp 4, 1536 tokens/device, not hoisted): the live ranges at
     its peak held per token and layer three [I/tp] values, four [H], q/tp and kv/tp twice each, and the
     full-vocabulary bf16 logits; no gathered head. With the ring steps' 107% allocation factor."""
-    steps, _ = sa.load(sa.SHIPPED_PATH)
-    by_id = {s.id: s for s in steps}
-    plan = make_plan(PlanRequest(**by_id[408].request))
-    parts = {c.name: c.bytes for c in plan.training.step}
     per_token = 3 * 8192 // 4 + 4 * 3072 + 2 * 3072 // 4 + 2 * 1024 // 4
     assert per_token == 20_480
-    assert parts == {"step.saved_activations": 28 * 1536 * per_token * 2 * 107 // 100,
-                     "step.logits": 1536 * 128_256 * 2 * 107 // 100}
-    assert round(100 * (plan.step_need_bytes / by_id[408].xla_temp - 1), 1) == -0.7
+    by_id = _assert_recomputation(408, layers=28, per_token=per_token, vocab=128_256, change=-0.7)
     # tp 4 steps without rings keep the gathered head (row 405)
     assert "step.lm_head_gather" in {c.name for c in make_plan(PlanRequest(**by_id[405].request)).training.step}
+
+
+def _assert_recomputation(row: int, *, layers: int, per_token: int, vocab: int, change: float) -> dict:
+    """A 1536-token ring step's estimate is every layer's recomputation and the full-vocabulary bf16
+    logits, times the rings' 107%, ``change`` % from XLA's temp; returns the records by id."""
+    steps, _ = sa.load(sa.SHIPPED_PATH)
+    by_id = {s.id: s for s in steps}
+    plan = make_plan(PlanRequest(**by_id[row].request))
+    assert {c.name: c.bytes for c in plan.training.step} == {
+        "step.saved_activations": layers * 1536 * per_token * 2 * 107 // 100,
+        "step.logits": 1536 * vocab * 2 * 107 // 100}
+    assert round(100 * (plan.step_need_bytes / by_id[row].xla_temp - 1), 1) == change
+    return by_id
 
 
 def test_tp_2_ring_step_without_hoisting_holds_the_recomputation_too():
@@ -420,16 +427,11 @@ def test_tp_2_ring_step_without_hoisting_holds_the_recomputation_too():
     activations: not hoisted), the first tp 2 ring step compiled without hoisting: the plain backward's
     estimate was 20.6% below XLA, the tp >= 4 steps' recomputation rule 3.3%. Hoisted tp 2 ring steps
     keep their rings and the backward's ring chunks (row 364)."""
-    steps, _ = sa.load(sa.SHIPPED_PATH)
-    by_id = {s.id: s for s in steps}
-    plan = make_plan(PlanRequest(**by_id[431].request))
-    assert not plan.training.step[0].inputs["hoisted"] and plan.training.mesh.tp == 2
-    parts = {c.name: c.bytes for c in plan.training.step}
     per_token = 3 * 9728 // 2 + 4 * 2560 + 2 * 4096 // 2 + 2 * 1024 // 2
     assert per_token == 29_952
-    assert parts == {"step.saved_activations": 36 * 1536 * per_token * 2 * 107 // 100,
-                     "step.logits": 1536 * 151_936 * 2 * 107 // 100}
-    assert round(100 * (plan.step_need_bytes / by_id[431].xla_temp - 1), 1) == -3.3
+    by_id = _assert_recomputation(431, layers=36, per_token=per_token, vocab=151_936, change=-3.3)
+    plan = make_plan(PlanRequest(**by_id[431].request))
+    assert not plan.training.step[0].inputs["hoisted"] and plan.training.mesh.tp == 2
     hoisted = make_plan(PlanRequest(**by_id[364].request)).training
     assert hoisted.step[0].inputs["hoisted"] and not hoisted.step[0].inputs["ring_recompute"]
 
