@@ -987,6 +987,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
                         else 0)
     backward = saved + head_gathered + logits + scores + backward_gathers
+    # the backward's start had the step hoisted its rings (with the backward's own ring chunks)
+    backward_if_hoisted = backward + ring_backward_weights + ring_backward_embed
     ring_recompute = windowed and remat == "dots" and (tp >= RING_RECOMPUTE_MIN_TP
                                                        or (tp >= RING_RECOMPUTE_UNHOISTED_MIN_TP and not hoists))
     if ring_recompute:
@@ -1001,6 +1003,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                           "to the full vocabulary)")
         backward = saved + logits + scores
         ring_backward_weights = ring_backward_embed = 0  # not read at these steps' peaks
+        if tp >= RING_RECOMPUTE_MIN_TP:
+            backward_if_hoisted = backward
     # hoisted rings: the backward's own ring chunks, live at its start beside the saved activations
     ring_backward = ring_backward_weights + ring_backward_embed
     update = grads if shape.grad_accum == 1 else 0
@@ -1008,7 +1012,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "update": update}
     peak = max(phases, key=phases.get)
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
-    outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward + ring_backward, update),
+    outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward_if_hoisted, update),
                 "not_hoisted_bytes": max(backward, update)}
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line}
                      if hoisting.line is not None and saved_unscaled else None)
