@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -11,6 +10,8 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, prefix: str = ".tmp
     """Write ``text`` to ``path`` through a temporary file in the same folder (``prefix``), fsynced
     and renamed with ``os.replace``; the temporary file is removed if anything fails. ``mode``
     sets the file's permissions (``mkstemp`` creates it 0600). Returns ``path``."""
+    import tempfile  # imported here: plans that write nothing skip its import (bench/cli_latency.py)
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=prefix, suffix=p.suffix)

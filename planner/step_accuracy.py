@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -159,6 +158,8 @@ def _round(x: float) -> float:
 
 def compute_bands(points: Iterable[tuple[tuple[str, str, str], float, bool, int]]) -> list[Band]:
     """Bands at every level from (regime, error %, held out, id) points, most specific first."""
+    import statistics  # imported here: plans read the stored bands and skip its import (bench/cli_latency.py)
+
     groups: dict[tuple[str, str, str], list[tuple[float, bool, int]]] = {}
     for (cls, remat, phase), e, held, rid in points:
         for key in ((cls, remat, phase), (cls, "*", phase), (cls, "*", "*")):
