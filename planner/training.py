@@ -987,8 +987,9 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
                         else 0)
     backward = saved + head_gathered + logits + scores + backward_gathers
-    # the backward's start had the step hoisted its rings (with the backward's own ring chunks)
-    backward_if_hoisted = backward + ring_backward_weights + ring_backward_embed
+    # hoisted rings: the backward's own ring chunks, live at its start beside the saved activations
+    ring_backward = ring_backward_weights + ring_backward_embed
+    backward_if_hoisted = backward + ring_backward
     ring_recompute = windowed and remat == "dots" and (tp >= RING_RECOMPUTE_MIN_TP
                                                        or (tp >= RING_RECOMPUTE_UNHOISTED_MIN_TP and not hoists))
     if ring_recompute:
@@ -1002,13 +1003,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         logits_formula = (f"tok · V · it_c · {RING_ALLOCATION_FACTOR_PCT}%   (the bf16 logits gathered over tp "
                           "to the full vocabulary)")
         backward = saved + logits + scores
-        ring_backward_weights = ring_backward_embed = 0  # not read at these steps' peaks
-        if tp >= RING_RECOMPUTE_MIN_TP:
+        if tp >= RING_RECOMPUTE_MIN_TP:  # hoisted or not (no ring chunks read at these steps' peaks)
             backward_if_hoisted = backward
-    # hoisted rings: the backward's own ring chunks, live at its start beside the saved activations
-    ring_backward = ring_backward_weights + ring_backward_embed
     update = grads if shape.grad_accum == 1 else 0
-    phases = {"forward_start": prefetch, "backward_start": backward + (ring_backward if hoists else 0),
+    phases = {"forward_start": prefetch, "backward_start": backward_if_hoisted if hoists else backward,
               "update": update}
     peak = max(phases, key=phases.get)
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
@@ -1066,7 +1064,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "backward's all-gathered weights, hoisted to the start of the step)",
             {**common, "layer_weights": layer_weights, "copies": copies}, exact=False, phase=t,
             basis=est)] if backward_gathers else []
-        if hoists and ring_backward:
+        if hoists and ring_backward and not ring_recompute:
             gathers.append(Component(
                 "step.backward_ring_chunks", ring_backward,
                 f"L · {RING_BACKWARD_WEIGHT_CHUNKS} · layer_weights/(tp · fsdp) · it_c · {RING_ALLOCATION_FACTOR_PCT}% "
