@@ -43,7 +43,7 @@ def tiled_elements(shape: tuple[int, ...], itemsize: int) -> int:
         n = shape[0]
         if n >= VECTOR_TILE_MAX_ELEMENTS:
             return round_up(n, VECTOR_TILE_MAX_ELEMENTS)
-        return max(VECTOR_TILE_MIN_BYTES // itemsize, 1 << max(0, n - 1).bit_length())
+        return max(VECTOR_TILE_MIN_BYTES // itemsize, _next_power_of_two(n))
     *lead, a, b = shape
     row_major = _tile_rows(a) * round_up(b, TILE_COLUMNS)
     column_major = _tile_rows(b) * round_up(a, TILE_COLUMNS)
@@ -53,8 +53,13 @@ def tiled_elements(shape: tuple[int, ...], itemsize: int) -> int:
 def _tile_rows(rows: int) -> int:
     """Rows a rank-2 array occupies: whole 8-row tiles; fewer rows take a 1-, 2- or 4-row tile."""
     if rows < TILE_ROWS:
-        return 1 << max(0, rows - 1).bit_length()
+        return _next_power_of_two(rows)
     return round_up(rows, TILE_ROWS)
+
+
+def _next_power_of_two(n: int) -> int:
+    """The smallest power of two at or above ``n`` (1 for n <= 1)."""
+    return 1 << max(0, n - 1).bit_length()
 
 
 def padding_bytes(shape: tuple[int, ...], itemsize: int) -> int:
