@@ -159,6 +159,30 @@ def _layer_activation_elements(spec: ModelSpec, tp: int) -> tuple[int, int]:
     return dots, elementwise
 
 
+#: Without remat the splash-attention kernel's saved values are laid out per head with the head dim
+#: padded to the 128 lanes, and its float32 softmax statistics take 128 lanes per head and token.
+_ATTENTION_LANES = 128
+
+
+def _no_remat_saved_bytes_per_token(spec: ModelSpec, tp: int, it_c: int) -> int:
+    """Bytes one layer keeps per token for its backward without remat, per device.
+
+    Read from XLA:TPU's buffer assignment at the peaks of four compiles (bench rows 65, 75, 102, 136:
+    Qwen2.5-0.5B, Qwen3-0.6B, Qwen2.5-3B and Llama-3.2-1B, to the byte): the gate and up outputs, two
+    [tok, H] values (the normalised inputs), the attention kernel's q input and output (heads x padded
+    head dim, bf16, twice) and the transposed q, its float32 statistics (128 lanes per head), k and v
+    (kv heads x padded head dim), and with per-head q/k norms float32 copies of q and k. The o and down
+    outputs, the SwiGLU product and the residual stream are not kept (recomputed or not needed).
+    """
+    heads, kv_heads = ceil_div(spec.heads, tp), ceil_div(spec.kv_heads, tp)
+    padded_head = max(spec.head_dim, _ATTENTION_LANES)
+    per_token = it_c * (2 * ceil_div(_active_intermediate(spec), tp) + 2 * spec.hidden + heads * spec.head_dim)
+    per_token += 2 * it_c * (heads + kv_heads) * padded_head + 4 * _ATTENTION_LANES * heads
+    if spec.qk_norm:
+        per_token += 4 * (heads + kv_heads) * spec.head_dim
+    return per_token
+
+
 class TrainingMemory(NamedTuple):
     """Per-device training memory.
 
@@ -333,7 +357,9 @@ _TP_COTANGENTS_HELD = {"v5e": (4, 5.0)}
 #: (leave-one-out worst 9.5%). It is not the allocator's packing: at row 165's peak (v5e-8,
 #: Llama-3.2-1B, read from its live ranges) XLA's temp was 5.8% above the live bytes, which held the
 #: saved activations unscaled beside the gathered head, the bf16 logits and log_softmax's bf16
-#: shifted logits; the factor and the logits' 0.9 bytes per element share what that leaves.
+#: shifted logits; the factor and the logits' 0.9 bytes per element share what that leaves. It applies
+#: to the dots policy; without remat the saved values are counted as XLA lays them out
+#: (``_no_remat_saved_bytes_per_token``).
 _SAVED_FACTOR = {"v5e": (4, 3), "v6e": (4, 3)}
 #: With full remat on v5e/v6e the backward holds more next to the (small) saved layer inputs:
 #: (saved factor, logits extra bytes per element) fitted on four grad_accum = 1 configs (Qwen3-1.7B on
@@ -347,9 +373,12 @@ _FULL_REMAT_BACKWARD = {"v5e": ((2, 1), 2.0), "v6e": ((2, 1), 2.0)}
 _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES = {"v4": 64 * 1024**2, "v5e": 0, "v6e": 0}
 _NO_REMAT_SECOND_COPY_MIN_DEFAULT = 64 * 1024**2
 #: Generations on which, without remat, that second (backward) copy is still live beside the saved
-#: activations when the backward starts (v6e: Qwen2.5-0.5B twice, Llama-3.2-1B: +5% to +8%; v5e:
-#: Qwen2.5-0.5B). On v4 (Qwen2.5-1.5B, Qwen3-1.7B) counting it there overshot by 12-14%: the
-#: forward start sets the need.
+#: activations when the backward starts (v6e: Qwen2.5-0.5B twice, Llama-3.2-1B; v5e: Qwen2.5-0.5B;
+#: with the saved values counted exactly, bench rows 11, 52, 65, 75, 87, 102, 117 and 136 within 1.2%).
+#: There XLA gathers it layer by layer through the forward, not at the step's start: row 102 (v6e-8,
+#: Qwen2.5-3B) would need 1.17x its temp with both copies hoisted there. On v4 (Qwen2.5-1.5B,
+#: Qwen3-1.7B) counting it at the backward's start overshot by 12-14%: both copies at the forward
+#: start set the need.
 _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: Under the dots policy (grad_accum > 1), XLA hoisted the layers' all-gathers only where the resident
 #: state (params, optimizer state, accumulator) was large next to the saved activations (unscaled,
@@ -897,8 +926,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         saved = L * tok * dots * it_c
         saved_formula = "L · tok · dots · it_c   (dot outputs: q,k,v,gate,up /tp + o,down)"
     else:
-        saved = L * tok * (dots + other) * it_c + L * scores // 2
-        saved_formula = "L · tok · (dots + other) · it_c   (no remat: every input the backward reads)"
+        saved = L * tok * _no_remat_saved_bytes_per_token(spec, tp, it_c) + L * scores // 2
+        saved_formula = ("L · tok · (it_c · (2·I + 2·H + q) + 2 · it_c · (heads + kv_heads) · max(hd, 128) "
+                         "+ 4 · 128 · heads (+ 4 · (q + kv) with q/k norms)), per tp   (no remat: the values "
+                         "XLA keeps for the backward)")
     saved_unscaled = saved
     extra = _LOGITS_EXTRA_BYTES.get(generation, _LOGITS_EXTRA_DEFAULT)
     held = _TP_COTANGENTS_HELD.get(generation or "")
@@ -908,6 +939,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         (num, den), extra = (1, 1), _LOGITS_EXTRA_TP_BYTES + it_c * tp
     elif remat == "full" and generation in _FULL_REMAT_BACKWARD:
         (num, den), extra = _FULL_REMAT_BACKWARD[generation]
+    elif remat == "none":
+        # no remat: the step peaks where the loss is formed, beside the bf16 logits and log_softmax's
+        # bf16 shifted logits (bench rows 65, 75, 102, 136), before any float32 work
+        (num, den), extra = (1, 1), it_c
     else:
         num, den = _SAVED_FACTOR.get(generation, (1, 1))
     if num != den:
@@ -954,6 +989,10 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the HBM limit.
     second_copy_min = _NO_REMAT_SECOND_COPY_MIN_LAYER_BYTES.get(generation, _NO_REMAT_SECOND_COPY_MIN_DEFAULT)
     copies = 2 if remat == "none" and layer_gathered >= second_copy_min else 1
+    # where the backward's copies are counted at its start, XLA gathered them layer by layer through the
+    # forward (bench row 102's live ranges rise by one layer's copy and its saved values per layer up to
+    # the forward's end), not all at the step's start
+    forward_copies = 1 if generation in _BACKWARD_COPIES_AT_BACKWARD_START else copies
     windowed = remat != "none" and crosses_ring_line
     hoisting = _hoisting(generation, mesh, remat, shape.grad_accum, crosses_ring_line=crosses_ring_line,
                          uncast=uncast, resident_bytes=resident_bytes,
@@ -970,12 +1009,13 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         ring_weights = L * chunks * ceil_div(layer_gathered, fsdp)
         ring_outputs = L * tok * ring_width * it_c
         embed_input = fsdp * tok * H * it_c
-        hoisted_want = (ring_weights + ring_outputs + embed_cast + embed_input) * RING_ALLOCATION_FACTOR_PCT // 100
+        ring_factor_pct = RING_ALLOCATION_FACTOR_PCT
+        hoisted_want = (ring_weights + ring_outputs + embed_cast + embed_input) * ring_factor_pct // 100
         ring_backward_weights = (L * RING_BACKWARD_WEIGHT_CHUNKS * ceil_div(layer_gathered, fsdp)
                                  * RING_ALLOCATION_FACTOR_PCT // 100)
         ring_backward_embed = RING_BACKWARD_EMBED_CHUNKS * embed_cast
     else:
-        hoisted_want = copies * gathered_layers + head_prefetch  # every layer's gathers (and the head) hoisted
+        hoisted_want = forward_copies * gathered_layers + head_prefetch
         if reference_forward:
             # the KL reference forward's gathers, hoisted beside the policy's (flagged: 8-chip slices
             # hoisted neither)
@@ -1029,12 +1069,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         return [Component(
             "step.windowed_einsum_rings", prefetch,
             f"min((L · {chunks} · layer_weights/(tp · fsdp) · it_c + L · tok · (3·I + q + H + 2·kv)/tp · it_c "
-            f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {RING_ALLOCATION_FACTOR_PCT}%, 0.95 · XLA limit − resident)   "
+            f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {ring_factor_pct}%, 0.95 · XLA limit − resident)   "
             "(every layer's ring weight chunks and ring matmul outputs, live together at the step's peak)",
             {**common, "layer_weights": layer_weights, "ring_weight_chunks": chunks,
              "ring_weight_bytes": ring_weights, "ring_output_width": ring_width,
              "ring_output_bytes": ring_outputs, "embed_cast_bytes": embed_cast, "embed_input_bytes": embed_input,
-             "allocation_factor_pct": RING_ALLOCATION_FACTOR_PCT, "budget": budget,
+             "allocation_factor_pct": ring_factor_pct, "budget": budget,
              "capped_by_budget": prefetch < prefetch_want, "resident_bytes": resident_bytes,
              "xla_limit_bytes": xla_limit_bytes},
             exact=False, phase=t,
@@ -1047,11 +1087,11 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "step.fsdp_gather", prefetch,
             "min(copies · L · layer_weights/tp · it_c + head (+ the same + the reference head with beta != 0), "
             "0.95 · XLA limit − resident)   "
-            "(all-gathers hoisted to the start; copies 2 without remat: the backward's too; with the KL term the "
+            "(all-gathers hoisted to the start; copies 2 without remat on v4: the backward's too; with the KL term the "
             "reference forward's too; head: the "
             "tied embedding's gather on v5e 4-chip rings and the lm_head's on v5e/v6e with params in the "
             "compute dtype, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
-            {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": copies,
+            {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": forward_copies,
              "head": head_prefetch, "budget": budget, "capped_by_budget": capped,
              "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
             exact=False, phase=t,
