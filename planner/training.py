@@ -519,6 +519,13 @@ RING_WEIGHT_CHUNKS_TP = 6
 #: out rows 78, 86, 162 and 185, which they do not fit: at 7% their mean error is +0.3%, the median
 #: 3.8% and the worst 11.0% (row 80). In percent.
 RING_ALLOCATION_FACTOR_PCT = 107
+#: Generations whose full-remat ring steps, peaking at the forward's start, took no more than the ring
+#: bytes themselves: on v4 XLA's temp over the unscaled estimate was 0.994 at the median of the 13
+#: fitted compiles (bench rows 90-97, 133, 215-217, 229-232; 0.97-1.03 but for row 217, which peaked in
+#: the rematerialised backward) and 0.998 for row 215's live bytes (7,766,655,528 B live, 7,964,594,176 B
+#: of temp), where v4's dots ring steps took 1.03-1.10x and v5e/v6e's full-remat ones 0.98-1.23x
+#: (median 1.08). In percent, in place of ``RING_ALLOCATION_FACTOR_PCT`` for those rings.
+RING_FULL_REMAT_ALLOCATION_PCT = {"v4": 100}
 
 
 #: From this tp, a dots ring step whose gathers are not hoisted peaks where the forward meets the
@@ -604,8 +611,8 @@ def rings_upper_bound_note(generation: str | None, train: TrainingMemory) -> str
             or per_gathers >= V4_RINGS_UPPER_BOUND_MAX_RESIDENT_PER_GATHERS):
         return None
     return (f"ring estimate may be high: at {c['tok']} tokens/device on v4 with resident state {per_gathers:.2f}x the "
-            "gathered weights it was above XLA in all 8 such compiles: by 3.5-10.2% for Qwen2.5-7B, Llama-3.2-3B and "
-            "the 1B-2B models (bench rows 35, 97, 229-232), by 27.5% and 33.6% where Qwen2.5-3B and Qwen3-4B peaked "
+            "gathered weights it was above XLA in all 8 such compiles: by 0.6-3.5% for Qwen2.5-7B, Llama-3.2-3B and "
+            "the 1B-2B models (bench rows 35, 97, 229-232), by 19.2% and 24.8% where Qwen2.5-3B and Qwen3-4B peaked "
             "inside the rematerialised backward instead (rows 217 and 78); check it with --compile")
 
 
@@ -1009,7 +1016,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         ring_weights = L * chunks * ceil_div(layer_gathered, fsdp)
         ring_outputs = L * tok * ring_width * it_c
         embed_input = fsdp * tok * H * it_c
-        ring_factor_pct = RING_ALLOCATION_FACTOR_PCT
+        ring_factor_pct = (RING_FULL_REMAT_ALLOCATION_PCT.get(generation or "", RING_ALLOCATION_FACTOR_PCT)
+                           if remat == "full" else RING_ALLOCATION_FACTOR_PCT)
         hoisted_want = (ring_weights + ring_outputs + embed_cast + embed_input) * ring_factor_pct // 100
         ring_backward_weights = (L * RING_BACKWARD_WEIGHT_CHUNKS * ceil_div(layer_gathered, fsdp)
                                  * RING_ALLOCATION_FACTOR_PCT // 100)

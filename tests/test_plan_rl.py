@@ -204,14 +204,16 @@ def test_tp_training_mesh_is_flagged():
 def test_v4_16_estimate_stays_within_its_stated_range():
     """Bench rows 90 and 94: XLA:TPU compiled 9.691 GiB (Qwen2.5-7B) and 5.344 GiB (Qwen2.5-3B) of temp
     for these v4-16 steps at 1024 tokens/device, which run the fsdp gathers as windowed-einsum rings;
-    the ring estimate is +7.4% and +5.6% (every layer's gathers, the model before it: +27% and -2%)."""
+    the ring estimate is +0.4% and -1.4% (every layer's gathers, the model before it: +27% and -2%; the
+    rings with the 7% allocation overhead of dots and v5e/v6e ring steps: +7.4% and +5.6%)."""
     big = make_plan(PlanRequest(tpu="v4-16", model="Qwen2.5-7B", workload="train", bs=16, micro_bs=8,
                                 prompt_len=512, len=512, optimizer="adamw", remat="full"))
     small = make_plan(PlanRequest(tpu="v4-16", model="Qwen2.5-3B", workload="train", bs=16, micro_bs=8,
                                   prompt_len=512, len=512, optimizer="adamw", remat="full"))
     assert big.training.step[0].name == small.training.step[0].name == "step.windowed_einsum_rings"
-    assert 0.07 < big.step_need_bytes / GiB / 9.691 - 1 < 0.08
-    assert 0.05 < small.step_need_bytes / GiB / 5.344 - 1 < 0.06
+    assert 0.003 < big.step_need_bytes / GiB / 9.691 - 1 < 0.005
+    assert -0.015 < small.step_need_bytes / GiB / 5.344 - 1 < -0.013
+    assert big.training.step[0].inputs["allocation_factor_pct"] == 100
 
 
 def test_dots_hoisting_follows_resident_state_per_saved_activations():

@@ -54,9 +54,9 @@ def test_records_hold_the_compiled_figures():
     assert abs(card.temp_bytes / GiB / 7.82 - 1) < 0.005
     # every exact figure agrees with its three-decimal one
     assert all(abs(s.temp_bytes / GiB - s.temp_gib) <= 0.0005 for s in steps if s.temp_bytes is not None)
-    # held out (bench HELD_OUT): 243 of rows 71-443 (rows 380 and 409 did not compile: limited ICI routing),
+    # held out (bench HELD_OUT): 241 of rows 71-443 (rows 380 and 409 did not compile: limited ICI routing),
     # compiled after the rules that predict them
-    assert sum(s.held_out for s in steps) == 243 and not any(s.held_out for s in steps if s.id < 71)
+    assert sum(s.held_out for s in steps) == 241 and not any(s.held_out for s in steps if s.id < 71)
 
 
 def test_design_card_micro_batch_gets_the_v4_4_chip_hoisted_band():
@@ -105,8 +105,8 @@ def test_flagged_plan_prints_its_flag_not_a_band():
 
 def test_v4_ring_estimate_with_lion_at_1536_tokens_says_it_may_be_high():
     """Bench rows 78 and 217 (v4-16, lion, full remat, 1536 tokens/device): XLA peaked inside the
-    rematerialised backward, 25% and 22% below the ring estimate; with adamw the same steps ran the
-    rings (rows 215, 206: +7.3%, +6.6%), and at 1024 tokens lion did too (row 96, +6.3%). The estimate
+    rematerialised backward, 20% and 16% below the ring estimate; with adamw the same steps ran the
+    rings (rows 215, 206: +0.2%, -0.4%), and at 1024 tokens lion did too (row 96, -0.7%). The estimate
     was above XLA in all eight lion compiles whose plans print the note (rows 35, 78, 97, 217, 229-232)."""
     lion = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", optimizer="lion", prompt_len=512, len=1024)
     assert lion.training.step[0].name == "step.windowed_einsum_rings"
@@ -121,15 +121,16 @@ def test_v4_ring_estimate_with_lion_at_1536_tokens_says_it_may_be_high():
         if any(n.startswith("ring estimate may be high") for n in p.notes):
             errs[s.id] = 100 * (p.training.step_temp_bytes - s.xla_temp) / s.xla_temp
     assert sorted(errs) == [35, 78, 97, 217, 229, 230, 231, 232]
-    assert 3.4 < min(errs.values()) and max(errs.values()) < 33.7 and round(errs[78], 1) == 33.6
-    assert 0.33 < lion.step_need_bytes / GiB / 5.956 - 1 < 0.34  # row 78: the note's upper bound
+    assert 0.5 < min(errs.values()) and max(errs.values()) < 24.9 and round(errs[78], 1) == 24.8
+    assert round(min(errs.values()), 1) == 0.6 and round(errs[217], 1) == 19.2
+    assert 0.24 < lion.step_need_bytes / GiB / 5.956 - 1 < 0.25  # row 78: the note's upper bound
     assert "v4, 8+ chips, remat full" in _note(lion)
     for kw, xla in (({"optimizer": "adamw", "prompt_len": 512, "len": 1024}, 7.418),
                     ({"optimizer": "lion", "prompt_len": 512, "len": 512}, 6.156)):
         p = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", **kw)
         assert p.training.step[0].name == "step.windowed_einsum_rings"
         assert not any(n.startswith("ring estimate may be high") for n in p.notes)
-        assert abs(p.step_need_bytes / GiB / xla - 1) < 0.08
+        assert abs(p.step_need_bytes / GiB / xla - 1) < 0.01
     # at 512 tokens/device the gathers are plain all-gathers (bench row 140)
     plain = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", prompt_len=256, len=256)
     assert plain.training.step[0].name == "step.fsdp_gather"
