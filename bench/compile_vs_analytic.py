@@ -15,7 +15,7 @@ The grid takes ~30-40 min cold on a 2-core machine; run it in the background:
 
     .venv/bin/python bench/compile_vs_analytic.py --md bench/compile_vs_analytic.md > /tmp/grid.log 2>&1 &
 
-Options: ``--only N,M`` (grid rows), ``--no-breakdown``, ``--json PATH``, ``--md PATH``,
+Options: ``--only N,M,A-B`` (grid rows; ranges inclusive), ``--no-breakdown``, ``--json PATH``, ``--md PATH``,
 ``--records [PATH]``: merge the rows' XLA figures into the compiled-step records
 (``calibrations/compiled/training_steps.json``) and re-derive the error bands the planner prints
 (:mod:`planner.step_accuracy`); ``--only '' --records`` re-derives the bands alone, after a change
@@ -1251,9 +1251,25 @@ def update_records(recs: list[dict], path) -> Path:
     return step_accuracy.write_atomic(doc, p)
 
 
+def parse_rows(spec: str, n_rows: int) -> list[int]:
+    """Grid rows from "N,M,A-B" (ranges inclusive), in order; ValueError naming the bad part."""
+    rows = []
+    for part in spec.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise ValueError(f"{part.strip()!r} is not a row number or a range A-B")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if first > last:
+            raise ValueError(f"{part.strip()!r} runs backwards (write {last}-{first})")
+        if last >= n_rows:
+            raise ValueError(f"{part.strip()!r}: the grid's rows run from 0 to {n_rows - 1}")
+        rows.extend(range(first, last + 1))
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=None, help="comma-separated grid rows (default all)")
+    ap.add_argument("--only", default=None, help="comma-separated grid rows or ranges A-B (default all)")
     ap.add_argument("--no-breakdown", action="store_true", help="skip XLA's peak-buffer breakdown dump")
     ap.add_argument("--json", default=None, help="write per-config records here")
     ap.add_argument("--md", default=None, help="write the markdown table here")
@@ -1271,8 +1287,14 @@ def main(argv=None) -> int:
         return 0
     if args.only is not None and not args.only.strip():
         rows = []
+    elif args.only:
+        try:
+            rows = parse_rows(args.only, len(GRID))
+        except ValueError as e:
+            print(f"compile_vs_analytic: --only {args.only!r}: {e}", file=sys.stderr)
+            return 2
     else:
-        rows = [int(x) for x in args.only.split(",")] if args.only else list(range(len(GRID)))
+        rows = list(range(len(GRID)))
     recs = run(rows, breakdown=not args.no_breakdown, log=sys.stdout)
     print()
     for name, subset, s in summaries(recs):

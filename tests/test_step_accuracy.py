@@ -458,3 +458,21 @@ def test_hoisted_ring_step_holds_the_backwards_ring_chunks_at_its_start():
         assert plan.training.step[0].inputs["peak_phase"] == "backward_start"
         assert round(100 * (plan.step_need_bytes / by_id[row].xla_temp - 1), 1) == change
     assert layers * 2 * shard == 352_321_536 and 2 * embed_chunk == 77_791_232  # row 364's, read at its peak
+
+
+def test_bench_rows_take_ranges_and_refuse_bad_ones_in_one_line():
+    bench = Path(__file__).resolve().parents[1] / "bench" / "compile_vs_analytic.py"
+    for only, message in (("5-3", "'5-3' runs backwards (write 3-5)"),
+                          ("1,x", "'x' is not a row number or a range A-B"),
+                          ("2,9000", "'9000': the grid's rows run from 0 to ")):
+        run = subprocess.run([sys.executable, str(bench), "--only", only, "--json", os.devnull],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and run.stdout == ""
+        lines = run.stderr.splitlines()
+        assert len(lines) == 1 and message in lines[0], run.stderr
+    sys.path.insert(0, str(bench.parent))
+    try:
+        import compile_vs_analytic
+    finally:
+        sys.path.remove(str(bench.parent))
+    assert compile_vs_analytic.parse_rows("1,3-5, 7", 10) == [1, 3, 4, 5, 7]
