@@ -620,9 +620,9 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
         windowed = runs_hoisted_rings(train)
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 40 tp = 2 compiles: the 18 without "
-                "windowed-einsum rings within 11.3% (v4, v5e, v6e; five held out after the logits gathered over tp, "
-                "bench rows 389-391, 396 and 399, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 41 tp = 2 compiles: the 19 without "
+                "windowed-einsum rings within 11.3% (v4, v5e, v6e; six held out after the logits gathered over tp, "
+                "bench rows 389-391, 396, 399 and, without remat, 450, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
                 "v5e's older fit there, at -15.3% (row 406), the twelve dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
                 "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), eight dots ring "
