@@ -282,7 +282,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
 
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
-    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, rings_upper_bound_note,
+    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh,
                                    tp_compiles_note, train_shape, training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
@@ -307,9 +307,6 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     near_line = hoisting_line_note(train)
     if near_line and not unpredicted:
         notes.append(near_line)
-    rings_high = rings_upper_bound_note(gen, train)
-    if rings_high and not unpredicted:
-        notes.append(rings_high)
     if mesh.tp > 1:
         notes.append(tp_compiles_note(mesh.tp, train))
     host: list[Component] = []

@@ -550,6 +550,19 @@ RING_RECOMPUTE_MIN_TP = 4
 #: batch, rows 437-443, v6e-16, v5e-16 and v4-32): all seven unhoisted, -11.7% to +0.7% (median 3.53%);
 #: -16.2% to +3.3% on the plain backward's estimate.
 RING_RECOMPUTE_UNHOISTED_MIN_TP = 2
+#: With full remat, XLA ran the rings at the step's start only where their bytes (the forward start's
+#: estimate) came to at most about this many times the resident state; above it no ring was live at
+#: the start, and the step peaked inside the rematerialised backward on the recomputation of every
+#: layer (the rule above, at any tp). On v4 the rings were hoisted at up to 1.21x (bench row 232,
+#: Llama-3.2-3B with lion at 1536 tokens/device); rows 78 (1.32x), 214 (1.38x), 434 (1.43x), 217
+#: (1.53x) and 453 (1.66x) peaked at 1.00, 0.98, 0.96, 1.00 and 0.98 of the recomputation's estimate,
+#: where the rings' said 1.25, 1.05, 1.08, 1.19 and 1.37 (rows 229-231 and 455, at 1.37x-1.88x, come
+#: within 7.5% either way). On v5e and v6e the rings were hoisted at 1.31x (row 25) and 1.38x (row 213,
+#: its outcomes 2% apart); above 1.4x rows 181, 209, 212, 436 and 175 (1.41x-1.86x) come to -7.6% to
+#: -0.2% on the recomputation (on the rings: -12.7% to +10.1%), and so do the two tp 2 full-remat ring
+#: steps (rows 361 and 362, 1.65x and 1.75x, flagged before: -4.2% and -0.9%). Steps with master params
+#: in the compute dtype keep their flag (``unpredicted_step_reason``), rings as the upper bound.
+RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT = {"v4": 1.25, "v5e": 1.4, "v6e": 1.4}
 
 
 #: Where the rings are hoisted, the backward's own ring chunks are live at its start too: two chunks of
@@ -578,42 +591,12 @@ def _ring_output_width(spec, tp: int) -> int:
     return ceil_div(3 * spec.intermediate + q + spec.hidden + 2 * kv, tp)
 
 
-#: On v4 8+ chip rings, from this many tokens per device and with resident state below the gathered
-#: weights (``V4_RINGS_UPPER_BOUND_MAX_RESIDENT_PER_GATHERS``; lion), the ring estimate was above XLA
-#: in all eight compiles (v4-16 at 1536 tokens/device): by 3.5% and 7.8% for Qwen2.5-7B (bench rows 35,
-#: 97; their peaks were not kept), 7.6% for Llama-3.2-3B, whose peak held the rings (row 232), 7.7% to
-#: 10.2% for the 1B-2B models, which peaked elsewhere (rows 229-231). Qwen3-4B and Qwen2.5-3B peaked inside
-#: the rematerialised backward, 25% and 22% below it (rows 78 and 217: +33.6%, +27.5%): XLA's live
-#: ranges for row 78 (read from its buffer assignment) held at most 0.45 GiB of temp through the
-#: forward, no gathers and no rings, then rose to 5.8 GiB inside the rematerialised backward, where
-#: its adamw twin (row 215, same shapes) held 7.2 GiB of rings from the forward's start. With adamw
-#: (resident 1.11-1.27x the gathers) all seven such v4-16 steps came within 8% of it (rows 205-207,
-#: 215 and 216 at 1536 tokens/device; 141 and 208 at 2048 and 2560). At 1024 tokens the v4 ring
-#: estimates came within 13%, lion included (rows 92, 96, 153).
-V4_RINGS_UPPER_BOUND_MIN_TOKENS = 1536
-V4_RINGS_UPPER_BOUND_MAX_RESIDENT_PER_GATHERS = 1.0
 
 
 def runs_hoisted_rings(train: TrainingMemory) -> bool:
     """Whether the step estimate expects every layer's gathers hoisted as windowed-einsum rings."""
     inputs = train.step[0].inputs if train.step else {}
     return bool(inputs.get("windowed_einsum") and inputs.get("hoisted") and inputs.get("remat") != "none")
-
-
-def rings_upper_bound_note(generation: str | None, train: TrainingMemory) -> str | None:
-    """A note where the ring estimate has been an upper bound (v4, low resident state, long micro-batches)."""
-    if generation != "v4" or not runs_hoisted_rings(train):
-        return None
-    step = train.step[0]
-    c = step.inputs
-    per_gathers = c.get("resident_per_gathers")
-    if (c["tok"] < V4_RINGS_UPPER_BOUND_MIN_TOKENS or per_gathers is None
-            or per_gathers >= V4_RINGS_UPPER_BOUND_MAX_RESIDENT_PER_GATHERS):
-        return None
-    return (f"ring estimate may be high: at {c['tok']} tokens/device on v4 with resident state {per_gathers:.2f}x the "
-            "gathered weights it was above XLA in all 8 such compiles: by 0.6-3.5% for Qwen2.5-7B, Llama-3.2-3B and "
-            "the 1B-2B models (bench rows 35, 97, 229-232), by 19.2% and 24.8% where Qwen2.5-3B and Qwen3-4B peaked "
-            "inside the rematerialised backward instead (rows 217 and 78); check it with --compile")
 
 
 def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
@@ -628,7 +611,7 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
                 "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), eight dots ring "
                 "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
                 "row 431 set it, -3.3%; seven held out, rows 437-443, from -11.7% to +0.7%), and two full-remat "
-                "ring steps flagged"
+                "ring steps above the rings line on the same recomputation (rows 361, 362: -4.2%, -0.9%)"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
             "372-420): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
@@ -717,9 +700,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       rings: on v4-16, v5e-8 and v5e-16 (bench rows 250, 266, 267, 277, 304) XLA hoisted no rings,
       and needed 0.87-2.2x the step without hoisting and 0.54-0.84x the ring estimate, which stays as
       the upper bound;
-    * full remat where the gathers run as windowed-einsum rings beside tp > 1: in both compiles (bench
-      rows 361 and 362, tp 2) XLA peaked inside the rematerialised backward, at 0.84x and 0.77x the ring
-      estimate (which stays as the upper bound) and 1.8x and 2.4x the step without hoisting;
+    * full remat where the gathers run as hoisted windowed-einsum rings beside tp > 1 (below
+      ``RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT``): no such compile; both tp 2 ones (bench rows 361 and
+      362) were above that line and peaked on the recomputation, as it predicts;
     * an fsdp ring of 4+ chips beside tp >= 4 on v4 without rings (``V4_HELD_COTANGENTS_MIN``): XLA needed 1.11-1.49x
       the estimate in all six such compiles, which is a lower bound there.
     """
@@ -765,11 +748,11 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 "without hoisting the step needs "
                 f"{fmt_gib(out['not_hoisted_bytes'])}; check it with --compile")
     if step.get("windowed_einsum") and step.get("hoisted") and remat == "full" and step.get("tp", 1) > 1:
-        return (f"full remat on an fsdp ring with tp = {step['tp']}, where XLA is expected to run windowed-einsum "
-                "rings: in both such compiles (bench rows 361 and 362: Qwen2.5-1.5B on v4-32 and Qwen3-4B on "
-                "v6e-16, tp 2) it peaked inside the rematerialised backward instead, at 0.84x and 0.77x the ring "
-                f"estimate, which stays as the upper bound ({fmt_gib(out['hoisted_bytes'])}), and 1.8x and 2.4x "
-                f"the step without hoisting ({fmt_gib(out['not_hoisted_bytes'])}); check it with --compile")
+        return (f"full remat on an fsdp ring with tp = {step['tp']}, where XLA is expected to hoist windowed-einsum "
+                "rings: no such compile is on record (the two tp 2 ones, bench rows 361 and 362, were above the "
+                "rings line and peaked on the backward's recomputation of every layer, -4.2% and -0.9%); the ring "
+                f"estimate ({fmt_gib(out['hoisted_bytes'])}) is the upper bound, the recomputation "
+                f"({fmt_gib(out['not_hoisted_bytes'])}) the other outcome; check it with --compile")
     if generation in ("v5e", "v6e") and remat == "full" and grad_accum == 1:
         return (f"full remat with grad_accum 1 on {generation}: XLA needed 48-63% more than the step estimate "
                 "for 3B-4B models at 2048 tokens/device (3 of 10 such compiles; the others within 11%); "
@@ -1029,6 +1012,15 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             # hoisted neither)
             hoisted_want += gathered_layers + (head_gathered if generation in _REFERENCE_HEAD_GATHERED
                                                else embed_cast)
+    hoist_reason = hoisting.reason
+    rings_line = RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT.get(generation or "")
+    full_rings_unhoisted = (windowed and remat == "full" and hoists and not uncast and rings_line is not None
+                            and hoisted_want > rings_line * resident_bytes)
+    if full_rings_unhoisted:
+        hoists = False
+        hoist_reason = (f"not hoisted: the full-remat rings come to {hoisted_want / max(resident_bytes, 1):.2f}x the "
+                        f"resident state, above the {rings_line}x line on {generation}; the backward's recomputation "
+                        "of every layer sets the peak")
     prefetch_want = hoisted_want if hoists else 0
     prefetch = min(prefetch_want, budget)
     # without remat, on v5e/v6e, the backward's hoisted weight copies are live beside the saved activations
@@ -1038,14 +1030,15 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # hoisted rings: the backward's own ring chunks, live at its start beside the saved activations
     ring_backward = ring_backward_weights + ring_backward_embed
     backward_if_hoisted = backward + ring_backward
-    ring_recompute = windowed and remat == "dots" and (tp >= RING_RECOMPUTE_MIN_TP
-                                                       or (tp >= RING_RECOMPUTE_UNHOISTED_MIN_TP and not hoists))
+    ring_recompute = windowed and ((remat == "dots" and (tp >= RING_RECOMPUTE_MIN_TP
+                                                        or (tp >= RING_RECOMPUTE_UNHOISTED_MIN_TP and not hoists)))
+                                   or full_rings_unhoisted)
     if ring_recompute:
         recompute_per_token = _ring_recompute_elements(spec, tp)
         saved = L * tok * recompute_per_token * it_c * RING_ALLOCATION_FACTOR_PCT // 100
         saved_formula = (f"L · tok · (3·I/tp + 4·H + 2·q/tp + 2·kv/tp) · it_c · {RING_ALLOCATION_FACTOR_PCT}%   "
-                         "(ring step with tp >= 4, or tp 2 without hoisting: the backward's recomputation of "
-                         "every layer, live at its start)")
+                         "(ring step with tp >= 4, or tp 2 or full remat without hoisting: the backward's "
+                         "recomputation of every layer, live at its start)")
         head_gathered = 0
         logits = tok * V * it_c * RING_ALLOCATION_FACTOR_PCT // 100
         logits_formula = (f"tok · V · it_c · {RING_ALLOCATION_FACTOR_PCT}%   (the bf16 logits gathered over tp "
@@ -1063,7 +1056,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line}
                      if hoisting.line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
-              "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_reason": hoisting.reason,
+              "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_reason": hoist_reason,
               "hoist_limited": hoist_limited,
               "outcomes": outcomes, "hoisting_line": hoisting_line,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
