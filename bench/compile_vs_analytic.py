@@ -1147,12 +1147,11 @@ NOTES = """
   for reduce-scatter), row 133 compiles to 2,775,638,528 B and rows 121 and 124 to the same
   6,001,887,648 B, every layer's gathers hoisted whatever the optimizer. The reference step keeps
   XLA's default, as a user's step would.
-* **Where the model is thinnest.** tp > 1 rests on three v4 and three v5e compiles (tp = 2 only;
-  v6e with tp > 1 takes v4's constant, unchecked). The dots hoisting line rests on 46
-  compiles where it changes the step, and within 15% of it XLA went both ways; the other phase rules on a
-  handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes, where a
-  v4 ring estimate may be high (lion at 1536+ tokens/device), near the hoisting line (both
-  outcomes), and for the flagged settings
+* **Where the model is thinnest.** tp > 1 rests on the tp = 2, 4 and 8 compiles that the plan's
+  tp note counts (no tp > 8). The dots hoisting line rests on 46 compiles where it changes the step,
+  and within 15% of it XLA went both ways; the full-remat rings line on about thirty; the other phase
+  rules on a handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes,
+  near the hoisting line (both outcomes), and for the flagged settings
   (adafactor on v6e, full remat with grad_accum 1 on v5e/v6e, low resident state on v6e, gathers
   above half of the HBM limit). Every other training plan prints the error band of the compiles
   of its regime (slice class, remat policy, peak phase), derived from the records in

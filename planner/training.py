@@ -603,15 +603,16 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
         windowed = runs_hoisted_rings(train)
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 41 tp = 2 compiles: the 19 without "
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 42 tp = 2 compiles: the 19 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; six held out after the logits gathered over tp, "
                 "bench rows 389-391, 396, 399 and, without remat, 450, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
                 "v5e's older fit there, at -15.3% (row 406), the twelve dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
                 "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), eight dots ring "
                 "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
-                "row 431 set it, -3.3%; seven held out, rows 437-443, from -11.7% to +0.7%), and two full-remat "
-                "ring steps above the rings line on the same recomputation (rows 361, 362: -4.2%, -0.9%)"
+                "row 431 set it, -3.3%; seven held out, rows 437-443, from -11.7% to +0.7%), and three full-remat "
+                "ring steps above the rings line on the same recomputation (rows 361, 362 and, held out, 464: "
+                "-4.2%, -0.9%, -0.7%)"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
             "372-420): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and v6e within "
