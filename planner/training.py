@@ -560,7 +560,10 @@ RING_RECOMPUTE_UNHOISTED_MIN_TP = 2
 #: within 7.5% either way). On v5e and v6e the rings were hoisted at 1.31x (row 25) and 1.38x (row 213,
 #: its outcomes 2% apart); above 1.4x rows 181, 209, 212, 436 and 175 (1.41x-1.86x) come to -7.6% to
 #: -0.2% on the recomputation (on the rings: -12.7% to +10.1%), and so do the two tp 2 full-remat ring
-#: steps (rows 361 and 362, 1.65x and 1.75x, flagged before: -4.2% and -0.9%). Steps with master params
+#: steps (rows 361 and 362, 1.65x and 1.75x, flagged before: -4.2% and -0.9%). Where the two outcomes lie
+#: close the line is no sharper than they are: rows 212 and 455 held their rings at their peaks above it
+#: (-7.6% and +7.5% on the recomputation). Held out after it (forty-eighth batch, rows 456-468): nine
+#: steps above it peaked with no ring live, -5.1% to +1.5%; four below it, -0.8% to +8.3%. Steps with master params
 #: in the compute dtype keep their flag (``unpredicted_step_reason``), rings as the upper bound.
 RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT = {"v4": 1.25, "v5e": 1.4, "v6e": 1.4}
 
@@ -611,7 +614,7 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
                 "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), eight dots ring "
                 "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
                 "row 431 set it, -3.3%; seven held out, rows 437-443, from -11.7% to +0.7%), and three full-remat "
-                "ring steps above the rings line on the same recomputation (rows 361, 362 and, held out, 464: "
+                "ring steps above the full-remat rings line on the same recomputation (rows 361, 362 and, held out, 464: "
                 "-4.2%, -0.9%, -0.7%)"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
@@ -702,8 +705,8 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       and needed 0.87-2.2x the step without hoisting and 0.54-0.84x the ring estimate, which stays as
       the upper bound;
     * full remat where the gathers run as hoisted windowed-einsum rings beside tp > 1 (below
-      ``RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT``): no such compile; both tp 2 ones (bench rows 361 and
-      362) were above that line and peaked on the recomputation, as it predicts;
+      ``RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT``): no such compile; the three tp 2 ones (bench rows
+      361, 362 and 464) were above that line and peaked on the recomputation, as it predicts;
     * an fsdp ring of 4+ chips beside tp >= 4 on v4 without rings (``V4_HELD_COTANGENTS_MIN``): XLA needed 1.11-1.49x
       the estimate in all six such compiles, which is a lower bound there.
     """
@@ -750,8 +753,9 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
                 f"{fmt_gib(out['not_hoisted_bytes'])}; check it with --compile")
     if step.get("windowed_einsum") and step.get("hoisted") and remat == "full" and step.get("tp", 1) > 1:
         return (f"full remat on an fsdp ring with tp = {step['tp']}, where XLA is expected to hoist windowed-einsum "
-                "rings: no such compile is on record (the two tp 2 ones, bench rows 361 and 362, were above the "
-                "rings line and peaked on the backward's recomputation of every layer, -4.2% and -0.9%); the ring "
+                "rings: no such compile is on record (the three tp 2 ones, bench rows 361, 362 and 464, were above "
+                "the full-remat rings line and peaked on the backward's recomputation of every layer, -4.2%, -0.9% "
+                "and -0.7%); the ring "
                 f"estimate ({fmt_gib(out['hoisted_bytes'])}) is the upper bound, the recomputation "
                 f"({fmt_gib(out['not_hoisted_bytes'])}) the other outcome; check it with --compile")
     if generation in ("v5e", "v6e") and remat == "full" and grad_accum == 1:

@@ -297,7 +297,7 @@ def test_tp_note_states_the_tp_compiles_on_record():
     and row 450, without remat, within 3.5%), the twelve dots steps with hoisted rings from -10.0% to +4.6% (rows 352 and 358 set
     RING_WEIGHT_CHUNKS_TP, row 364 the backward's ring chunks), the eight without hoisting on the
     recomputation rule (row 431 set it; rows 437-443 held out), and the three full-remat ring steps (rows 361,
-    362 and 464, held out), above the rings line, on the same recomputation. tp 4 and 8: 39 compiles (rows 372-420 but 380 and 409, which did not compile, and the
+    362 and 464, held out), above the full-remat rings line, on the same recomputation. tp 4 and 8: 39 compiles (rows 372-420 but 380 and 409, which did not compile, and the
     tp 2 rows): without rings 16 backward peaks within 3.8% with the logits gathered over tp beside the
     unscaled saved activations, five v5e steps on 4-chip fsdp rings on their older fit, two forward peaks,
     and six v4 steps beside a 4-chip fsdp ring, flagged, all below XLA; with rings ten, on the recomputation
@@ -334,7 +334,7 @@ def test_tp_note_states_the_tp_compiles_on_record():
     rings = {sid: round(100 * e, 1) for sid, (kind, e) in errs.items() if kind == "rings"}
     assert rings == {352: 3.5, 358: 0.3, 359: -8.2, 360: -0.5, 363: 4.3, 364: -8.9, 365: 3.5, 411: 4.6, 412: -10.0, 425: -9.1, 426: -6.7, 427: -3.9}
     by_id = {s.id: s for s in steps}
-    # the two full-remat ring steps are above the rings line: no hoisting, on the recomputation
+    # the two full-remat ring steps are above the full-remat rings line: no hoisting, on the recomputation
     assert flagged == {}
     for sid in (361, 362, 464):
         plan = make_plan(PlanRequest(**by_id[sid].request))
