@@ -1151,7 +1151,7 @@ NOTES = """
   tp note counts (no tp > 8). The dots hoisting line rests on 46 compiles where it changes the step,
   and within 15% of it XLA went both ways; the full-remat rings line on about thirty; the other phase
   rules on a handful of compiles per generation. `hbmplan` prints a note for tp > 1 training meshes,
-  near the hoisting line (both outcomes), and for the flagged settings
+  near the hoisting line and the full-remat rings line (both outcomes), and for the flagged settings
   (adafactor on v6e, full remat with grad_accum 1 on v5e/v6e, low resident state on v6e, gathers
   above half of the HBM limit). Every other training plan prints the error band of the compiles
   of its regime (slice class, remat policy, peak phase), derived from the records in

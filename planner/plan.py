@@ -282,7 +282,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
 
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
-    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh,
+    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, rings_line_note,
                                    tp_compiles_note, train_shape, training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
@@ -304,9 +304,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "fitted on v4, v5e and v6e compiles; check it with --compile")
     if unpredicted:
         notes.append(unpredicted)
-    near_line = hoisting_line_note(train)
-    if near_line and not unpredicted:
-        notes.append(near_line)
+    for near_line in (hoisting_line_note(train), rings_line_note(gen, train)):
+        if near_line and not unpredicted:
+            notes.append(near_line)
     if mesh.tp > 1:
         notes.append(tp_compiles_note(mesh.tp, train))
     host: list[Component] = []

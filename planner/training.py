@@ -802,6 +802,29 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
             f"{fmt_gib(lo)} without hoisting and {fmt_gib(hi)} with it; check it with --compile")
 
 
+#: Full-remat ring plans within this share of ``RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT`` print both
+#: outcomes; the nearest compiles on either side of each generation's line (bench rows).
+RINGS_LINE_BAND = 0.15
+_RINGS_LINE_NEAREST = {"v4": "rings at 1.20x and 1.21x (bench rows 465, 232), none at 1.32x (row 78)",
+                       "v5e": "rings at 1.31x (bench row 25), none at 1.41x and 1.47x (rows 181, 461)",
+                       "v6e": "rings at 1.29x (bench row 467), none at 1.47x (rows 436, 463)"}
+
+
+def rings_line_note(generation: str | None, train: TrainingMemory) -> str | None:
+    """A note with both outcomes where a full-remat ring step sits near the rings line, else None."""
+    step = train.step[0].inputs if train.step else {}
+    near = step.get("rings_line")
+    if not near or abs(near["rings_per_resident"] / near["line"] - 1) > RINGS_LINE_BAND:
+        return None
+    rings, recompute = step["outcomes"]["hoisted_bytes"], step["outcomes"]["not_hoisted_bytes"]
+    if max(rings, recompute) <= 1.05 * min(rings, recompute):
+        return None
+    return (f"full-remat rings {near['rings_per_resident']:.2f}x the resident state, within {RINGS_LINE_BAND:.0%} "
+            f"of the {near['line']}x line above which XLA ran no rings and peaked on the backward's recomputation "
+            f"({_RINGS_LINE_NEAREST.get(generation or '', 'no compile on this generation')}); the step needs "
+            f"{fmt_gib(rings)} with the rings and {fmt_gib(recompute)} without; check it with --compile")
+
+
 class _Hoisting(NamedTuple):
     """The step model's decision on the layers' fsdp all-gathers, and why (see :func:`_hoisting`)."""
 
@@ -1058,12 +1081,15 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
     outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward_if_hoisted, update),
                 "not_hoisted_bytes": max(backward, update)}
+    rings_line_position = ({"rings_per_resident": round(hoisted_want / max(resident_bytes, 1), 3), "line": rings_line}
+                           if windowed and remat == "full" and hoisting.hoists and not uncast and rings_line is not None
+                           else None)
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line}
                      if hoisting.line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_reason": hoist_reason,
               "hoist_limited": hoist_limited,
-              "outcomes": outcomes, "hoisting_line": hoisting_line,
+              "outcomes": outcomes, "hoisting_line": hoisting_line, "rings_line": rings_line_position,
               "resident_per_gathers": round(resident_bytes / gathered_layers, 3) if gathered_layers else None,
               "windowed_einsum": crosses_ring_line,
               "gathers_share_of_limit": round(gathered_layers / xla_limit_bytes, 3),

@@ -132,6 +132,13 @@ def test_full_remat_rings_above_the_line_peak_on_the_backwards_recomputation():
     line = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", optimizer="lion", prompt_len=512, len=1024)
     assert "1.32x the resident state, above the 1.25x line on v4" in line.training.step[0].inputs["hoist_reason"]
     assert not any(n.startswith("ring estimate may be high") for n in line.notes)
+    # near the line the plan prints both outcomes and the nearest compiles either side
+    near = [n for n in line.notes if n.startswith("full-remat rings")]
+    assert len(near) == 1 and "1.32x the resident state, within 15% of the 1.25x line" in near[0]
+    assert "7.44 GiB with the rings and 5.94 GiB without" in near[0] and "none at 1.32x (row 78)" in near[0]
+    far = _train("v4-16", "Qwen2.5-7B", 8, 16, remat="full", optimizer="adamw", prompt_len=512, len=512)  # row 90
+    assert far.training.step[0].inputs["rings_line"]["rings_per_resident"] < 0.7
+    assert not any(n.startswith("full-remat rings") for n in far.notes)
     # at 512 tokens/device the gathers are plain all-gathers (bench row 140)
     plain = _train("v4-16", "Qwen3-4B", 8, 16, remat="full", prompt_len=256, len=256)
     assert plain.training.step[0].name == "step.fsdp_gather"
