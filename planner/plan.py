@@ -282,7 +282,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
 
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
-    from planner.training import (SCHEDULER_MEMORY_SHARE, hoisting_line_note, parse_mesh, rings_line_note,
+    from planner.training import (hoisting_line_note, parse_mesh, rings_line_note, scheduler_memory_share,
                                    tp_compiles_note, train_shape, training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
@@ -343,8 +343,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                     f"{fmt_gib(need)}, {fmt_gib(max(free, 0))} free")
     else:
         verdict, headline = "fits", f"fits: jit_training_step needs {fmt_gib(need)}, {fmt_gib(free)} free"
-    if verdict == "fits" and free - need < limit - int(SCHEDULER_MEMORY_SHARE * limit):
-        notes.append(f"the step leaves {fmt_gib(free - need)} of headroom, inside the 5% of HBM that XLA:TPU's "
+    share = scheduler_memory_share(gen)
+    if verdict == "fits" and free - need < limit - int(share * limit):
+        notes.append(f"the step leaves {fmt_gib(free - need)} of headroom, inside the {1 - share:.0%} of HBM that XLA:TPU's "
                      "scheduler keeps free; there the estimate has missed both ways (bench row 100: v5e, "
                      "0.9% headroom estimated, compile OOM with 9.90 GiB of temp; row 106: v4, 3.2%, compiled "
                      "with 9.55 GiB, 12% above the estimate); check it with --compile")

@@ -315,13 +315,22 @@ def _layout_padding(spec: ModelSpec, mesh: Mesh, optimizer: str, it_p: int, grad
 #: The share of the compile-time HBM limit up to which XLA:TPU hoists weight all-gathers beside the
 #: resident state (fitted). In the seven bench compiles whose estimate this caps (rows 30, 31, 111,
 #: 131, 196, 208, 219) XLA stopped at 92.0-94.5% of the limit, and in held-out row 288 (v5e-8 with a
-#: dp 2 mesh) at 90.2%: the capped estimate has been 1.8% to 28.0% above XLA, never below. It is not
+#: dp 2 mesh) at 90.2%: the capped estimate had been 1.8% to 28.0% above XLA, never below. It is not
 #: libtpu's ``xla_tpu_scheduler_percent_shared_memory_limit``:
 #: compiling row 30 with that option at 20 or 60 left its temp unchanged (7.785 GiB at O0, 8.023 GiB
 #: at the default effort). ``xla_tpu_user_reserved_hbm_bytes`` does move it: with 1, 2 and 3 GB
 #: reserved row 30 compiled to 6.875, 6.381 and 6.089 GiB, and to 6.089 GiB with 4-6 GB (a floor,
 #: presumably the step without hoisting; bench/compile_vs_analytic.md).
 SCHEDULER_MEMORY_SHARE = 0.95
+#: Generations whose capped steps stopped lower: v5e at 92.0% (bench row 111, v5e-4 Llama-3.2-3B, +19.0%
+#: against the 95% cap, +0.2% against this one) and 90.2% (row 288, held out, which prompted it: +28.0%,
+#: +10.5%); v4 and v6e stopped at 93.2-94.5%.
+_SCHEDULER_MEMORY_SHARE_BY_GENERATION = {"v5e": 0.92}
+
+
+def scheduler_memory_share(generation: str | None) -> float:
+    """The share of the HBM limit up to which XLA:TPU hoists gathers beside the resident state."""
+    return _SCHEDULER_MEMORY_SHARE_BY_GENERATION.get(generation or "", SCHEDULER_MEMORY_SHARE)
 #: The HBM limit per device assumed when the caller passes no slice: a v4 chip's (the catalog's).
 _FALLBACK_XLA_LIMIT = GENERATIONS["v4"].limit_bytes
 #: Extra bytes per logits element that XLA:TPU keeps beside the bf16 logits gradient while it
@@ -914,7 +923,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
 
     * ``forward_start``: the scheduler hoists every layer's fsdp all-gather (bf16 weights, split
       over tp) to the start of the step when memory allows, capped by what its memory limit
-      (95% of the HBM limit) leaves beside the resident state (not on v4 where the master params
+      (95% of the HBM limit, 92% on v5e) leaves beside the resident state (not on v4 where the master params
       are already in the compute dtype; with the KL term the reference forward's gathers too);
       where XLA runs those gathers as
       windowed-einsum rings (:func:`windowed_einsum_expected`, with remat), the rings' weight chunks
@@ -999,7 +1008,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
 
     if xla_limit_bytes is None:
         xla_limit_bytes = _FALLBACK_XLA_LIMIT
-    budget = max(0, int(SCHEDULER_MEMORY_SHARE * xla_limit_bytes) - resident_bytes)
+    budget = max(0, int(scheduler_memory_share(generation) * xla_limit_bytes) - resident_bytes)
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v5e/v6e (and v4 from 8 chips), under the dots policy, only
@@ -1101,7 +1110,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         return [Component(
             "step.windowed_einsum_rings", prefetch,
             f"min((L · {chunks} · layer_weights/(tp · fsdp) · it_c + L · tok · (3·I + q + H + 2·kv)/tp · it_c "
-            f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {ring_factor_pct}%, 0.95 · XLA limit − resident)   "
+            f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {ring_factor_pct}%, "
+            f"{scheduler_memory_share(generation)} · XLA limit − resident)   "
             "(every layer's ring weight chunks and ring matmul outputs, live together at the step's peak)",
             {**common, "layer_weights": layer_weights, "ring_weight_chunks": chunks,
              "ring_weight_bytes": ring_weights, "ring_output_width": ring_width,
@@ -1118,17 +1128,19 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         comps = [Component(
             "step.fsdp_gather", prefetch,
             "min(copies · L · layer_weights/tp · it_c + head (+ the same + the reference head with beta != 0), "
-            "0.95 · XLA limit − resident)   "
+            f"{scheduler_memory_share(generation)} · XLA limit − resident)   "
             "(all-gathers hoisted to the start; copies 2 without remat on v4: the backward's too; with the KL term the "
             "reference forward's too; head: the "
             "tied embedding's gather on v5e 4-chip rings and the lm_head's on v5e/v6e with params in the "
             "compute dtype, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
             {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": forward_copies,
              "head": head_prefetch, "budget": budget, "capped_by_budget": capped,
-             "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes},
+             "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes,
+             "scheduler_memory_share": scheduler_memory_share(generation)},
             exact=False, phase=t,
             basis="XLA's scheduler prefetches every layer's fsdp all-gather while the step stays under about 95% "
-                  "of the HBM limit (fitted: capped compiles stopped at 90.2-94.5%); " + est)]
+                  "of the HBM limit, 92% on v5e (fitted: capped compiles stopped at 93.2-94.5% on v4 and v6e, "
+                  "90.2-92.0% on v5e); " + est)]
         return comps
     if peak == "backward_start":
         gathers = [Component(
