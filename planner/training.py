@@ -328,6 +328,15 @@ SCHEDULER_MEMORY_SHARE = 0.95
 _SCHEDULER_MEMORY_SHARE_BY_GENERATION = {"v5e": 0.92}
 
 
+#: Generations on which the scheduler kept to that share only up to this many tokens per device. On
+#: v5e it did at 512 and 1024 (bench rows 111, 288, 469); at 1536 and 2048 it hoisted past it and ran
+#: out of memory at compile time in all three such compiles (forty-ninth batch, held out: rows 470-472,
+#: 102-112% of the HBM limit, with 0.82-0.91x the uncapped hoisting's bytes as temp). Above it the
+#: estimate is the uncapped hoisting. v4 and v6e kept to theirs up to 1536 and 2560 (rows 30, 31, 208,
+#: 473, 475).
+SCHEDULER_SHARE_MAX_TOKENS = {"v5e": 1024}
+
+
 def scheduler_memory_share(generation: str | None) -> float:
     """The share of the HBM limit up to which XLA:TPU hoists gathers beside the resident state."""
     return _SCHEDULER_MEMORY_SHARE_BY_GENERATION.get(generation or "", SCHEDULER_MEMORY_SHARE)
@@ -1009,6 +1018,11 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     if xla_limit_bytes is None:
         xla_limit_bytes = _FALLBACK_XLA_LIMIT
     budget = max(0, int(scheduler_memory_share(generation) * xla_limit_bytes) - resident_bytes)
+    cap_text = f"{scheduler_memory_share(generation)} · XLA limit − resident"
+    cap_tokens = SCHEDULER_SHARE_MAX_TOKENS.get(generation or "")
+    if cap_tokens is not None and tok > cap_tokens:
+        budget = None  # the scheduler hoisted past its share (and ran out of memory)
+        cap_text = f"no cap: above {cap_tokens} tokens/device on {generation} XLA hoisted past it"
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v5e/v6e (and v4 from 8 chips), under the dots policy, only
@@ -1059,7 +1073,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                         f"resident state, above the {rings_line}x line on {generation}; the backward's recomputation "
                         "of every layer sets the peak")
     prefetch_want = hoisted_want if hoists else 0
-    prefetch = min(prefetch_want, budget)
+    prefetch = prefetch_want if budget is None else min(prefetch_want, budget)
     # without remat, on v5e/v6e, the backward's hoisted weight copies are live beside the saved activations
     backward_gathers = (gathered_layers if hoists and copies == 2 and generation in _BACKWARD_COPIES_AT_BACKWARD_START
                         else 0)
@@ -1088,7 +1102,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
               "update": update}
     peak = max(phases, key=phases.get)
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
-    outcomes = {"hoisted_bytes": max(min(hoisted_want, budget), backward_if_hoisted, update),
+    outcomes = {"hoisted_bytes": max(hoisted_want if budget is None else min(hoisted_want, budget),
+                                     backward_if_hoisted, update),
                 "not_hoisted_bytes": max(backward, update)}
     rings_line_position = ({"rings_per_resident": round(hoisted_want / max(resident_bytes, 1), 3), "line": rings_line}
                            if windowed and remat == "full" and hoisting.hoists and not uncast and rings_line is not None
@@ -1111,7 +1126,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "step.windowed_einsum_rings", prefetch,
             f"min((L · {chunks} · layer_weights/(tp · fsdp) · it_c + L · tok · (3·I + q + H + 2·kv)/tp · it_c "
             f"+ V·H/(fsdp·tp) · it_c + fsdp · tok · H · it_c) · {ring_factor_pct}%, "
-            f"{scheduler_memory_share(generation)} · XLA limit − resident)   "
+            f"{cap_text})   "
             "(every layer's ring weight chunks and ring matmul outputs, live together at the step's peak)",
             {**common, "layer_weights": layer_weights, "ring_weight_chunks": chunks,
              "ring_weight_bytes": ring_weights, "ring_output_width": ring_width,
@@ -1128,7 +1143,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         comps = [Component(
             "step.fsdp_gather", prefetch,
             "min(copies · L · layer_weights/tp · it_c + head (+ the same + the reference head with beta != 0), "
-            f"{scheduler_memory_share(generation)} · XLA limit − resident)   "
+            f"{cap_text})   "
             "(all-gathers hoisted to the start; copies 2 without remat on v4: the backward's too; with the KL term the "
             "reference forward's too; head: the "
             "tied embedding's gather on v5e 4-chip rings and the lm_head's on v5e/v6e with params in the "

@@ -489,6 +489,19 @@ def test_capped_hoisting_stops_lower_on_v5e():
         limit = step.inputs["xla_limit_bytes"]
         assert step.bytes == int(share * limit) - step.inputs["resident_bytes"]
         assert 0 <= p.step_need_bytes / GiB / xla - 1 < 0.11, tpu
+    # above 1024 tokens/device on v5e XLA hoisted past the share and ran out of memory at compile time
+    # (rows 470-472: 4.73, 6.32 and 8.50 GiB of temp beside 11.50, 11.24 and 7.50 GiB of arguments): the
+    # estimate is the uncapped hoisting, and the plans say oom
+    for tpu, model, mb, prompt, gen, opt, xla in (("v5e-4", "Qwen2.5-3B", 8, 256, 512, "adamw", 4.730),
+                                                  ("v5e-4", "Qwen3-4B", 4, 512, 1024, "lion", 6.320),
+                                                  ("v5e-8", "Qwen3-4B", 16, 512, 512, "adamw", 8.500)):
+        p = _train(tpu, model, mb, 2 * mb, prompt_len=prompt, len=gen, optimizer=opt, remat="full")
+        step = p.training.step[0]
+        assert step.inputs["budget"] is None and "no cap: above 1024 tokens/device on v5e" in step.formula
+        assert p.verdict == "oom" and 1.10 < p.step_need_bytes / GiB / xla < 1.22, model
+    capped = _train("v5e-4", "Llama-3.2-3B", 4, 8, prompt_len=512, len=512, optimizer="adamw", remat="full")
+    assert capped.training.step[0].inputs["capped_by_budget"] and capped.verdict == "fits"  # row 469: 2.486 GiB
+    assert 0 < capped.step_need_bytes / GiB / 2.486 - 1 < 0.02
 
 
 def test_no_remat_on_v6e_keeps_the_backward_weight_copies():
