@@ -282,7 +282,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
 
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
-    from planner.training import (hoisting_line_note, parse_mesh, rings_line_note, scheduler_memory_share,
+    from planner.training import (hoisting_line_note, parse_mesh, past_share_note, rings_line_note,
+                                   scheduler_memory_share,
                                    tp_compiles_note, train_shape, training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
@@ -304,7 +305,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "fitted on v4, v5e and v6e compiles; check it with --compile")
     if unpredicted:
         notes.append(unpredicted)
-    for near_line in (hoisting_line_note(train), rings_line_note(gen, train)):
+    for near_line in (hoisting_line_note(train), rings_line_note(gen, train), past_share_note(train)):
         if near_line and not unpredicted:
             notes.append(near_line)
     if mesh.tp > 1:
