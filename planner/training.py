@@ -330,10 +330,11 @@ _SCHEDULER_MEMORY_SHARE_BY_GENERATION = {"v5e": 0.92}
 
 #: Generations on which the scheduler kept to that share only up to this many tokens per device. On
 #: v5e it did at 512 and 1024 (bench rows 111, 288, 469); at 1536 and 2048 it hoisted past it and ran
-#: out of memory at compile time in all three such compiles (forty-ninth batch, held out: rows 470-472,
-#: 102-112% of the HBM limit, with 0.82-0.91x the uncapped hoisting's bytes as temp). Above it the
-#: estimate is the uncapped hoisting. v4 and v6e kept to theirs up to 1536 and 2560 (rows 30, 31, 208,
-#: 473, 475).
+#: out of memory at compile time in all three such compiles (rows 470-472 of the forty-ninth batch, fitted
+#: since: 102-112% of the HBM limit, with 0.82-0.91x the uncapped hoisting's bytes as temp). Above it the
+#: estimate is the uncapped hoisting, an upper bound. Held out after it (fiftieth batch, rows 476-482):
+#: all seven verdicts as predicted, three compile OOMs and four capped steps that fit. v4 and v6e kept
+#: to theirs up to 1536 and 2560 tokens/device (rows 30, 31, 208, 473, 475).
 SCHEDULER_SHARE_MAX_TOKENS = {"v5e": 1024}
 
 
@@ -551,9 +552,9 @@ RING_ALLOCATION_FACTOR_PCT = 107
 #: Generations whose full-remat ring steps, peaking at the forward's start, took no more than the ring
 #: bytes themselves: on v4 XLA's temp over the unscaled estimate was 0.994 at the median of the 13
 #: fitted compiles (bench rows 90-97, 133, 215-217, 229-232; 0.97-1.03 but for row 217, which peaked in
-#: the rematerialised backward) and 0.998 for row 215's live bytes (7,766,655,528 B live, 7,964,594,176 B
-#: of temp), where v4's dots ring steps took 1.03-1.10x and v5e/v6e's full-remat ones 0.98-1.23x
-#: (median 1.08). In percent, in place of ``RING_ALLOCATION_FACTOR_PCT`` for those rings.
+#: the rematerialised backward; row 215's temp is 1.025x its live peak: 7,766,655,528 B live,
+#: 7,964,594,176 B of temp), where v4's dots ring steps took 1.03-1.13x and v5e/v6e's full-remat ones
+#: 0.97-1.23x. In percent, in place of ``RING_ALLOCATION_FACTOR_PCT`` for those rings.
 RING_FULL_REMAT_ALLOCATION_PCT = {"v4": 100}
 
 
@@ -637,13 +638,15 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
         windowed = runs_hoisted_rings(train)
         return ("training mesh tp = 2: the step estimate's tp terms rest on 42 tp = 2 compiles: the 19 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; six held out after the logits gathered over tp, "
-                "bench rows 389-391, 396, 399 and, without remat, 450, within 3.5%) but for a v5e step beside a 4-chip fsdp ring, on "
+                "bench rows 389-391, 396, 399 and, without remat, 450, within 3.5%) but for a v5e step beside a "
+                "4-chip fsdp ring, on "
                 "v5e's older fit there, at -15.3% (row 406), the twelve dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
                 "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), eight dots ring "
                 "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
                 "row 431 set it, -3.3%; seven held out, rows 437-443, from -11.7% to +0.7%), and three full-remat "
-                "ring steps above the full-remat rings line on the same recomputation (rows 361, 362 and, held out, 464: "
+                "ring steps above the full-remat rings line on the same recomputation (rows 361, 362 and, held "
+                "out, 464: "
                 "-4.2%, -0.9%, -0.7%)"
                 + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
     return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 39 compiles with tp 4 or 8 (bench rows "
@@ -1157,7 +1160,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             "step.fsdp_gather", prefetch,
             "min(copies · L · layer_weights/tp · it_c + head (+ the same + the reference head with beta != 0), "
             f"{cap_text})   "
-            "(all-gathers hoisted to the start; copies 2 without remat on v4: the backward's too; with the KL term the "
+            "(all-gathers hoisted to the start; copies 2 without remat, but on v5e/v6e: the backward's too; "
+            "with the KL term the "
             "reference forward's too; head: the "
             "tied embedding's gather on v5e 4-chip rings and the lm_head's on v5e/v6e with params in the "
             "compute dtype, else the embedding shard's bf16 cast V·H/(fsdp·tp)·it_c)",
