@@ -732,7 +732,8 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: v4 full-remat rings' allocation factor (fitted on the fitted rows alone); rows 78, 453 (forty-seventh),
 #: 209, 212, 213, 436, 361 and 362 placed the full-remat rings line (``RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT``)
 #: or left its flag with it; row 288 (twenty-fourth) prompted v5e's lower scheduler share (set on row 111);
-#: rows 470-472 (forty-ninth) showed v5e hoisting past it above 1024 tokens/device.
+#: rows 470-472 (forty-ninth) showed v5e hoisting past it above 1024 tokens/device, and with rows 476-478
+#: (fiftieth) set how much of the hoisting XLA attempted there.
 JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181,
                            89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194, 203, 149, 161,
                            234, 235, 236, 239, 247, 249, 250, 256, 257, 258, 259, 260, 266, 267, 273,
@@ -740,7 +741,7 @@ JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 
                            308, 312, 317, 320, 321, 336, 342, 350, 352, 337, 340, 349,
                            374, 375, 378, 379, 382, 383, 385, 386, 372, 373, 387, 397, 398, 400, 408, 410,
                            185, 364, 431, 75, 102, 136, 214, 434,
-                           78, 453, 209, 212, 213, 436, 361, 362, 288, 470, 471, 472})
+                           78, 453, 209, 212, 213, 436, 361, 362, 288, 470, 471, 472, 476, 477, 478})
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
 HELD_OUT = HELD_OUT_BATCHES - JOINED_FITTED
 

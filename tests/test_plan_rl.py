@@ -491,17 +491,17 @@ def test_capped_hoisting_stops_lower_on_v5e():
         assert 0 <= p.step_need_bytes / GiB / xla - 1 < 0.11, tpu
     # above 1024 tokens/device on v5e XLA hoisted past the share and ran out of memory at compile time
     # (rows 470-472: 4.73, 6.32 and 8.50 GiB of temp beside 11.50, 11.24 and 7.50 GiB of arguments): the
-    # estimate is the uncapped hoisting, and the plans say oom
+    # estimate is 91% of the uncapped hoisting, and the plans say oom
     for tpu, model, mb, prompt, gen, opt, xla in (("v5e-4", "Qwen2.5-3B", 8, 256, 512, "adamw", 4.730),
                                                   ("v5e-4", "Qwen3-4B", 4, 512, 1024, "lion", 6.320),
                                                   ("v5e-8", "Qwen3-4B", 16, 512, 512, "adamw", 8.500)):
         p = _train(tpu, model, mb, 2 * mb, prompt_len=prompt, len=gen, optimizer=opt, remat="full")
         step = p.training.step[0]
-        assert step.inputs["budget"] is None and "no cap: above 1024 tokens/device on v5e" in step.formula
-        assert p.verdict == "oom" and 1.10 < p.step_need_bytes / GiB / xla < 1.22, model
+        assert step.inputs["budget"] is None and "past the share: above 1024 tokens/device on v5e" in step.formula
+        assert p.verdict == "oom" and 1.0 < p.step_need_bytes / GiB / xla < 1.11, model
         assert sum(n.startswith("the layers' hoisted gathers do not fit") for n in p.notes) == 1
     # the note's claim, re-derived from the records: every compile whose plan hoists past the share ran out
-    # of memory, its program 0.82-0.91x the estimate
+    # of memory, its program 0.82-0.91x the uncapped hoisting (0.90-1.0x the estimate's 91% of it)
     from planner import step_accuracy as sa
     steps, _ = sa.load(sa.SHIPPED_PATH)
     past = {}
@@ -511,7 +511,7 @@ def test_capped_hoisting_stops_lower_on_v5e():
             assert s.oom and plan.verdict == "oom", s.id
             past[s.id] = s.xla_temp / plan.step_need_bytes
     assert sorted(past) == [470, 471, 472, 476, 477, 478]
-    assert 0.82 < min(past.values()) and max(past.values()) < 0.91
+    assert 0.90 < min(past.values()) and max(past.values()) <= 1.0
     capped = _train("v5e-4", "Llama-3.2-3B", 4, 8, prompt_len=512, len=512, optimizer="adamw", remat="full")
     assert capped.training.step[0].inputs["capped_by_budget"] and capped.verdict == "fits"  # row 469: 2.486 GiB
     assert 0 < capped.step_need_bytes / GiB / 2.486 - 1 < 0.02
