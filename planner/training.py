@@ -1037,15 +1037,15 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
 
     if xla_limit_bytes is None:
         xla_limit_bytes = _FALLBACK_XLA_LIMIT
-    share_budget = max(0, int(scheduler_memory_share(generation) * xla_limit_bytes) - resident_bytes)
+    share = scheduler_memory_share(generation)
+    share_budget = max(0, int(share * xla_limit_bytes) - resident_bytes)
     budget = share_budget
-    cap_text = f"{scheduler_memory_share(generation)} · XLA limit − resident"
+    cap_text = f"{share} · XLA limit − resident"
     cap_tokens = SCHEDULER_SHARE_MAX_TOKENS.get(generation or "")
     if cap_tokens is not None and tok > cap_tokens:
         budget = None  # the scheduler hoisted past its share (and ran out of memory)
         cap_text = (f"past the share: above {cap_tokens} tokens/device on {generation} XLA hoisted past it, "
-                    f"{PAST_SHARE_HOISTED_PCT}% of the hoisting where it does not fit under "
-                    f"{scheduler_memory_share(generation)} · XLA limit − resident")
+                    f"{PAST_SHARE_HOISTED_PCT}% of the hoisting where it does not fit under {cap_text}")
     # Seen on v4, v5e and v6e: with checkpointed layers the hoisting happens in the accumulating step
     # (grad_accum > 1; the program is the same for every grad_accum > 1); with grad_accum == 1 the
     # gathers stay next to their layers. On v5e/v6e (and v4 from 8 chips), under the dots policy, only
@@ -1087,12 +1087,17 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             hoisted_want += gathered_layers + (head_gathered if generation in _REFERENCE_HEAD_GATHERED
                                                else embed_cast)
     hoist_reason = hoisting.reason
+    # the full-remat rings line decides cast full-remat ring steps that the rules above hoist
     rings_line = RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT.get(generation or "")
-    full_rings_unhoisted = (windowed and remat == "full" and hoists and not uncast and rings_line is not None
-                            and hoisted_want > rings_line * resident_bytes)
+    rings_line_position = None
+    full_rings_unhoisted = False
+    if windowed and remat == "full" and hoists and not uncast and rings_line is not None:
+        rings_per_resident = hoisted_want / max(resident_bytes, 1)
+        rings_line_position = {"rings_per_resident": round(rings_per_resident, 3), "line": rings_line}
+        full_rings_unhoisted = rings_per_resident > rings_line
     if full_rings_unhoisted:
         hoists = False
-        hoist_reason = (f"not hoisted: the full-remat rings come to {hoisted_want / max(resident_bytes, 1):.2f}x the "
+        hoist_reason = (f"not hoisted: the full-remat rings come to {rings_per_resident:.2f}x the "
                         f"resident state, above the {rings_line}x line on {generation}; the backward's recomputation "
                         "of every layer sets the peak")
     prefetch_want = hoisted_want if hoists else 0
@@ -1132,9 +1137,6 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
     outcomes = {"hoisted_bytes": max(hoisted_under_budget(hoisted_want), backward_if_hoisted, update),
                 "not_hoisted_bytes": max(backward, update)}
-    rings_line_position = ({"rings_per_resident": round(hoisted_want / max(resident_bytes, 1), 3), "line": rings_line}
-                           if windowed and remat == "full" and hoisting.hoists and not uncast and rings_line is not None
-                           else None)
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line}
                      if hoisting.line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
@@ -1180,7 +1182,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
             {**common, "layer_weights": layer_weights, "gathered_layers": gathered_layers, "copies": forward_copies,
              "head": head_prefetch, "budget": budget, "capped_by_budget": capped,
              "resident_bytes": resident_bytes, "xla_limit_bytes": xla_limit_bytes,
-             "scheduler_memory_share": scheduler_memory_share(generation)},
+             "scheduler_memory_share": share},
             exact=False, phase=t,
             basis="XLA's scheduler prefetches every layer's fsdp all-gather while the step stays under about 95% "
                   "of the HBM limit, 92% on v5e (fitted: capped compiles stopped at 93.2-94.5% on v4 and v6e, "
