@@ -586,6 +586,18 @@ RING_RECOMPUTE_MIN_TP = 4
 #: batch, rows 437-443, v6e-16, v5e-16 and v4-32): all seven unhoisted, -11.7% to +0.7% (median 3.53%);
 #: -16.2% to +3.3% on the plain backward's estimate.
 RING_RECOMPUTE_UNHOISTED_MIN_TP = 2
+#: Where the full-vocabulary bf16 logits are a large share of that recomputation's estimate (small
+#: models on a wide mesh), XLA's temp stood further above the bytes live at its peak: at bench row 417
+#: (v6e-32, Llama-3.2-1B, fsdp 8 x tp 4, logits 0.34 of the estimate) the live bytes were 1,224,838,240 B,
+#: 1.5% under the estimate, but the temp allocation 1.28x them: 164,870,592 B of holes in the heap at the
+#: peak (where the embedding's 131 MB all-gather had sat) and 169,363,984 B of temp outside the buffer
+#: assignment, where row 408 (Llama-3.2-3B, the same mesh and logits, 0.18) had 67,768,736 B and
+#: 63,433,456 B (1.06x). Above this share the estimate adds ``RING_RECOMPUTE_PACKING_PER_SHARE`` times the
+#: share's excess, in percent of itself: fitted on rows 415 and 417 (-11.0% and -20.8% before, +1.6% and
+#: -1.9% after); of the other ring recomputation steps on record rows 410, 419, 439, 443 and 440 (0.20-0.22)
+#: move by 0.4-4.8 points, each closer (row 440 -11.7% to -8.7%), and rows 408 and 418 (0.18) by 0.2.
+RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE = 0.18
+RING_RECOMPUTE_PACKING_PER_SHARE = 1.5
 #: With full remat, XLA ran the rings at the step's start only where their bytes (the forward start's
 #: estimate) came to at most about this many times the resident state; above it no ring was live at
 #: the start, and the step peaked inside the rematerialised backward on the recomputation of every
@@ -615,6 +627,15 @@ RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT = {"v4": 1.25, "v5e": 1.4, "v6e": 1.4}
 #: 335 and 350 moved, each closer (-6.8% to -2.3%, -7.3% to -3.6%, -3.5% to +0.6%).
 RING_BACKWARD_WEIGHT_CHUNKS = 2
 RING_BACKWARD_EMBED_CHUNKS = 2
+
+
+def ring_recompute_packing(saved: int, logits: int) -> int:
+    """Bytes XLA's packing adds above a ring recomputation's live bytes where the full-vocabulary logits
+    take more than ``RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE`` of the estimate (``saved`` + ``logits``,
+    bytes): the estimate times ``RING_RECOMPUTE_PACKING_PER_SHARE`` times the share's excess; else 0."""
+    total = saved + logits
+    excess = logits / total - RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE if total else 0.0
+    return int(total * RING_RECOMPUTE_PACKING_PER_SHARE * excess) if excess > 0 else 0
 
 
 def _ring_recompute_elements(spec, tp: int) -> int:
@@ -1117,6 +1138,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     ring_recompute = windowed and ((remat == "dots" and (tp >= RING_RECOMPUTE_MIN_TP
                                                         or (tp >= RING_RECOMPUTE_UNHOISTED_MIN_TP and not hoists)))
                                    or full_rings_unhoisted)
+    packing = 0
     if ring_recompute:
         recompute_per_token = _ring_recompute_elements(spec, tp)
         saved = L * tok * recompute_per_token * it_c * RING_ALLOCATION_FACTOR_PCT // 100
@@ -1127,6 +1149,12 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         logits = tok * V * it_c * RING_ALLOCATION_FACTOR_PCT // 100
         logits_formula = (f"tok · V · it_c · {RING_ALLOCATION_FACTOR_PCT}%   (the bf16 logits gathered over tp "
                           "to the full vocabulary)")
+        packing = ring_recompute_packing(saved, logits + scores)
+        saved += packing
+        if packing:
+            saved_formula += (f"   + {RING_RECOMPUTE_PACKING_PER_SHARE} · (share − "
+                              f"{RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE}) · (that + logits), share = logits / "
+                              "(that + logits)   (XLA's packing where the logits are a large share)")
         backward = saved + logits + scores
         if tp >= RING_RECOMPUTE_MIN_TP:  # hoisted or not (no ring chunks read at these steps' peaks)
             backward_if_hoisted = backward
@@ -1208,7 +1236,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         return gathers + [
             Component("step.saved_activations", saved, saved_formula,
                       {**common, "dots_per_token": dots, "other_per_token": other,
-                       **({"recompute_per_token": _ring_recompute_elements(spec, tp)} if ring_recompute else {})},
+                       **({"recompute_per_token": _ring_recompute_elements(spec, tp), "packing_bytes": packing}
+                          if ring_recompute else {})},
                       exact=False, phase=t, basis=est),
             *([Component("step.lm_head_gather", head_gathered, "V · H / tp · it_c   (lm_head / tied embedding, "
                          "all-gathered over fsdp)", common, exact=False, phase=t, basis=est)]
