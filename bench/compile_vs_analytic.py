@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.compile import compile_config, config_key, run_compile  # noqa: E402
 from planner.plan import make_plan  # noqa: E402
+from planner.errors import PlanError  # noqa: E402
 from planner import step_accuracy  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
 from planner.units import GiB  # noqa: E402
@@ -833,7 +834,16 @@ def run(rows: list[int], breakdown: bool, log) -> list[dict]:
     for i in rows:
         row = GRID[i]
         plan = make_plan(request(row))
-        cfg = compile_config(plan)
+        try:
+            cfg = compile_config(plan)
+        except PlanError as exc:  # a mesh the reference step cannot shard (tp must divide the heads)
+            t = plan.training
+            out.append({"row": i, "label": label(row), "status": "not compiled", "error": str(exc),
+                        "seq": t.shape.seq_len, "tokens_per_device": t.shape.tokens_per_device,
+                        "analytic_step": t.step_temp_bytes, "phase": t.step[0].inputs["peak_phase"] if t.step else "",
+                        "unpredicted": plan.step_unpredicted is not None})
+            print(f"[{i:2d}] {label(row):58} not compiled: {exc}", file=log, flush=True)
+            continue
         t0 = time.time()
         result, cached, wall = run_compile(cfg, breakdown=breakdown)
         fig = compiled_figures(result)
