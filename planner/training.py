@@ -587,16 +587,20 @@ RING_RECOMPUTE_MIN_TP = 4
 #: -16.2% to +3.3% on the plain backward's estimate.
 RING_RECOMPUTE_UNHOISTED_MIN_TP = 2
 #: Where the full-vocabulary bf16 logits are a large share of that recomputation's estimate (small
-#: models on a wide mesh), XLA's temp stood further above the bytes live at its peak: at bench row 417
-#: (v6e-32, Llama-3.2-1B, fsdp 8 x tp 4, logits 0.34 of the estimate) the live bytes were 1,224,838,240 B,
-#: 1.5% under the estimate, but the temp allocation 1.28x them: 164,870,592 B of holes in the heap at the
-#: peak (where the embedding's 131 MB all-gather had sat) and 169,363,984 B of temp outside the buffer
-#: assignment, where row 408 (Llama-3.2-3B, the same mesh and logits, 0.18) had 67,768,736 B and
-#: 63,433,456 B (1.06x). Above this share the estimate adds ``RING_RECOMPUTE_PACKING_PER_SHARE`` times the
-#: share's excess, in percent of itself: fitted on rows 415 and 417 (-11.0% and -20.8% before, +1.6% and
-#: -1.9% after); of the other ring recomputation steps on record rows 410, 419, 439, 443 and 440 (0.20-0.22)
-#: move by 0.4-4.8 points, each closer (row 440 -11.7% to -8.7%), and rows 408 and 418 (0.18) by 0.2.
-RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE = 0.18
+#: models on a wide mesh), XLA's temp on v5e and v6e stood further above the bytes live at its peak. At
+#: bench row 417 (v6e-32, Llama-3.2-1B, fsdp 8 x tp 4, logits 0.34 of the estimate) the live bytes were
+#: 1,224,838,240 B, 1.5% under the estimate, and the temp 1.28x them: 164,870,592 B of holes in the heap at
+#: the peak (where the embedding's 131 MB all-gather had sat) and 169,363,984 B of temp outside the buffer
+#: assignment; row 415 (Qwen3-1.7B, 0.27) 1.19x (147,620,480 B and 154,998,800 B); row 408 (Llama-3.2-3B,
+#: the same mesh and logits, 0.18) 1.06x. On v4 the packing stayed tight: held-out row 489 (v4-64,
+#: Llama-3.2-1B, fsdp 8 x tp 4, 0.27) 1.09x its live bytes (69,401,088 B of holes, 71,324,656 B outside),
+#: +15.9% with the term, -6.4% without. Per generation, the share above which the estimate adds
+#: ``RING_RECOMPUTE_PACKING_PER_SHARE`` times the share's excess, in percent of itself: fitted on rows 415
+#: and 417 (-11.0% and -20.8% before, +1.6% and -1.9% after); of the other v5e and v6e ring recomputation
+#: steps on record rows 410, 419, 439 and 440 (0.20-0.22) move by 3.0-5.4 points, each closer (row 440
+#: -11.7% to -8.7%), and row 408 (0.18) by 0.4. Held out after it (fifty-second batch) on v6e: rows 487
+#: (v6e-64, Llama-3.2-1B, tp 8) -2.6% and 491 (v6e-16, Qwen2.5-0.5B, tp 2) +4.4%, -27.0% and -16.5% without.
+RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE = {"v5e": 0.18, "v6e": 0.18}
 RING_RECOMPUTE_PACKING_PER_SHARE = 1.5
 #: With full remat, XLA ran the rings at the step's start only where their bytes (the forward start's
 #: estimate) came to at most about this many times the resident state; above it no ring was live at
@@ -629,12 +633,14 @@ RING_BACKWARD_WEIGHT_CHUNKS = 2
 RING_BACKWARD_EMBED_CHUNKS = 2
 
 
-def ring_recompute_packing(saved: int, logits: int) -> int:
+def ring_recompute_packing(generation: str | None, saved: int, logits: int) -> int:
     """Bytes XLA's packing adds above a ring recomputation's live bytes where the full-vocabulary logits
-    take more than ``RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE`` of the estimate (``saved`` + ``logits``,
-    bytes): the estimate times ``RING_RECOMPUTE_PACKING_PER_SHARE`` times the share's excess; else 0."""
+    take more than the generation's ``RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE`` of the estimate
+    (``saved`` + ``logits``, bytes): the estimate times ``RING_RECOMPUTE_PACKING_PER_SHARE`` times the
+    share's excess; else (and on generations without a share) 0."""
+    line = RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE.get(generation)
     total = saved + logits
-    excess = logits / total - RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE if total else 0.0
+    excess = logits / total - line if total and line is not None else 0.0
     return int(total * RING_RECOMPUTE_PACKING_PER_SHARE * excess) if excess > 0 else 0
 
 
@@ -1149,11 +1155,11 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         logits = tok * V * it_c * RING_ALLOCATION_FACTOR_PCT // 100
         logits_formula = (f"tok · V · it_c · {RING_ALLOCATION_FACTOR_PCT}%   (the bf16 logits gathered over tp "
                           "to the full vocabulary)")
-        packing = ring_recompute_packing(saved, logits + scores)
+        packing = ring_recompute_packing(generation, saved, logits + scores)
         saved += packing
         if packing:
             saved_formula += (f"   + {RING_RECOMPUTE_PACKING_PER_SHARE} · (share − "
-                              f"{RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE}) · (that + logits), share = logits / "
+                              f"{RING_RECOMPUTE_PACKING_MIN_LOGITS_SHARE[generation]}) · (that + logits), share = logits / "
                               "(that + logits)   (XLA's packing where the logits are a large share)")
         backward = saved + logits + scores
         if tp >= RING_RECOMPUTE_MIN_TP:  # hoisted or not (no ring chunks read at these steps' peaks)
