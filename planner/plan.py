@@ -5,6 +5,8 @@ Pure functions over the typed records of the other modules; nothing here prints.
 
 from __future__ import annotations
 
+import math
+
 from typing import NamedTuple
 
 from planner.components import Component
@@ -310,6 +312,13 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
             notes.append(near_line)
     if mesh.tp > 1:
         notes.append(tp_compiles_note(mesh.tp, train))
+        uneven = [f"{n} {what}" for n, what in ((spec.heads, "attention heads"), (spec.kv_heads, "KV heads"))
+                  if n % mesh.tp]
+        if uneven:
+            notes.append(f"training mesh tp = {mesh.tp} does not divide {spec.name}'s {' or '.join(uneven)}: an "
+                         "attention kernel sharded by head (splash, as in the reference step) cannot run on it, and "
+                         "--compile cannot build it; the estimate splits the q, k and v projections over tp as if it "
+                         f"could; a tp that divides {math.gcd(spec.heads, spec.kv_heads)} shards by head")
     host: list[Component] = []
     eng = None
     engine_hbm: list[Component] = []

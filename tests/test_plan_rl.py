@@ -704,3 +704,21 @@ def test_suggestions_replan_with_the_plans_calibration_records():
     assert uncalibrated.free_at_step_bytes - calibrated.free_at_step_bytes == plan.calibration.bytes
     assert remat.detail.endswith(f"{fmt_gib(calibrated.free_at_step_bytes)} free")
     assert f"{fmt_gib(plan.free_at_step_bytes)} free" in plan.headline
+
+
+def test_tp_that_does_not_divide_the_kv_heads_is_noted_and_refused_by_compile():
+    """Bench rows 490 and 493 asked for tp 4 over models with two KV heads (Qwen2.5-1.5B, Qwen2.5-3B): the
+    reference step shards attention by head and cannot build them; the plan says so."""
+    from planner.compile import compile_config
+
+    plan = _train("v6e-32", "Qwen2.5-3B", 8, 16, mesh="1,8,4", prompt_len=512, len=1024)
+    note = next(n for n in plan.notes if "does not divide" in n)
+    assert note.startswith("training mesh tp = 4 does not divide Qwen2.5-3B's 2 KV heads:")
+    assert note.endswith("a tp that divides 2 shards by head")
+    with pytest.raises(PlanError, match="tp 4 must divide heads 16 and kv_heads 2"):
+        compile_config(plan)
+    ok = _train("v6e-16", "Qwen2.5-3B", 8, 16, mesh="1,8,2", prompt_len=512, len=1024)
+    assert not any("does not divide" in n for n in ok.notes)
+    odd = _train("v6e-32", "Qwen2.5-0.5B", 8, 16, mesh="1,8,4", prompt_len=512, len=1024)
+    assert "does not divide Qwen2.5-0.5B's 14 attention heads or 2 KV heads" in next(
+        n for n in odd.notes if "does not divide" in n)
