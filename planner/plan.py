@@ -6,7 +6,6 @@ Pure functions over the typed records of the other modules; nothing here prints.
 from __future__ import annotations
 
 import math
-
 from typing import NamedTuple
 
 from planner.components import Component
