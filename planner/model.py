@@ -91,6 +91,11 @@ class ModelSpec(NamedTuple):
     def kv_dim(self) -> int:
         return self.kv_heads * self.head_dim
 
+    def heads_tp_does_not_divide(self, tp: int) -> list[tuple[int, str]]:
+        """(count, kind) of the attention and KV head counts that ``tp`` does not divide: a head-sharded
+        attention kernel (and the reference step of ``--compile``) needs both divided."""
+        return [(n, kind) for n, kind in ((self.heads, "attention heads"), (self.kv_heads, "KV heads")) if n % tp]
+
     def attention_params(self) -> int:
         """q, k, v, o weights of one layer (no biases)."""
         H = self.hidden

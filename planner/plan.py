@@ -311,8 +311,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
             notes.append(near_line)
     if mesh.tp > 1:
         notes.append(tp_compiles_note(mesh.tp, train))
-        uneven = [f"{n} {what}" for n, what in ((spec.heads, "attention heads"), (spec.kv_heads, "KV heads"))
-                  if n % mesh.tp]
+        uneven = [f"{n} {kind}" for n, kind in spec.heads_tp_does_not_divide(mesh.tp)]
         if uneven:
             notes.append(f"training mesh tp = {mesh.tp} does not divide {spec.name}'s {' or '.join(uneven)}: an "
                          "attention kernel sharded by head (splash, as in the reference step) cannot run on it, and "

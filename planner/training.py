@@ -865,13 +865,22 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
 HOIST_LINE_BAND = 0.15
 
 
+def _near_line(train: TrainingMemory, key: str, ratio: str, band: float) -> tuple[dict, int, int] | None:
+    """(position, hoisted bytes, not-hoisted bytes) where the step's ``key`` position (``ratio`` over its
+    ``line``) lies within ``band`` of its line, else None."""
+    step = train.step[0].inputs if train.step else {}
+    near = step.get(key)
+    if not near or abs(near[ratio] / near["line"] - 1) > band:
+        return None
+    return near, step["outcomes"]["hoisted_bytes"], step["outcomes"]["not_hoisted_bytes"]
+
+
 def hoisting_line_note(train: TrainingMemory) -> str | None:
     """A note with both bounds where the dots step sits near the hoisting line, else None."""
-    step = train.step[0].inputs if train.step else {}
-    near = step.get("hoisting_line")
-    if not near or abs(near["resident_per_saved"] / near["line"] - 1) > HOIST_LINE_BAND:
+    found = _near_line(train, "hoisting_line", "resident_per_saved", HOIST_LINE_BAND)
+    if found is None:
         return None
-    lo, hi = step["outcomes"]["not_hoisted_bytes"], step["outcomes"]["hoisted_bytes"]
+    near, hi, lo = found
     if hi <= lo * 1.05:
         return None
     return (f"resident state {near['resident_per_saved']:.2f}x the saved activations, within "
@@ -892,11 +901,10 @@ _RINGS_LINE_NEAREST = {"v4": "rings at 1.20x and 1.21x (bench rows 465, 232), no
 
 def rings_line_note(generation: str | None, train: TrainingMemory) -> str | None:
     """A note with both outcomes where a full-remat ring step sits near the rings line, else None."""
-    step = train.step[0].inputs if train.step else {}
-    near = step.get("rings_line")
-    if not near or abs(near["rings_per_resident"] / near["line"] - 1) > RINGS_LINE_BAND:
+    found = _near_line(train, "rings_line", "rings_per_resident", RINGS_LINE_BAND)
+    if found is None:
         return None
-    rings, recompute = step["outcomes"]["hoisted_bytes"], step["outcomes"]["not_hoisted_bytes"]
+    near, rings, recompute = found
     if max(rings, recompute) <= 1.05 * min(rings, recompute):
         return None
     return (f"full-remat rings {near['rings_per_resident']:.2f}x the resident state, within {RINGS_LINE_BAND:.0%} "
@@ -1160,8 +1168,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                                                         or (tp >= RING_RECOMPUTE_UNHOISTED_MIN_TP and not hoists)))
                                    or full_rings_unhoisted)
     packing = 0
+    recompute_per_token = _ring_recompute_elements(spec, tp) if ring_recompute else None
     if ring_recompute:
-        recompute_per_token = _ring_recompute_elements(spec, tp)
         saved = L * tok * recompute_per_token * it_c * RING_ALLOCATION_FACTOR_PCT // 100
         saved_formula = (f"L · tok · (3·I/tp + 4·H + 2·q/tp + 2·kv/tp) · it_c · {RING_ALLOCATION_FACTOR_PCT}%   "
                          "(ring step with tp >= 4, or tp 2 or full remat without hoisting: the backward's "
@@ -1257,7 +1265,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         return gathers + [
             Component("step.saved_activations", saved, saved_formula,
                       {**common, "dots_per_token": dots, "other_per_token": other,
-                       **({"recompute_per_token": _ring_recompute_elements(spec, tp), "packing_bytes": packing}
+                       **({"recompute_per_token": recompute_per_token, "packing_bytes": packing}
                           if ring_recompute else {})},
                       exact=False, phase=t, basis=est),
             *([Component("step.lm_head_gather", head_gathered, "V · H / tp · it_c   (lm_head / tied embedding, "

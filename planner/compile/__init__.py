@@ -77,7 +77,7 @@ def compile_config(plan, *, layers: str | None = None, optimization_level: str |
     if spec.moe is not None:
         raise PlanError(f"--compile: the reference step covers dense qwen2/qwen3/llama layers; "
                         f"{spec.name} is {spec.family} (MoE)")
-    if spec.heads % t.mesh.tp or spec.kv_heads % t.mesh.tp:
+    if spec.heads_tp_does_not_divide(t.mesh.tp):
         raise PlanError(f"--compile: tp {t.mesh.tp} must divide heads {spec.heads} and kv_heads {spec.kv_heads}")
     from planner.units import canonical_dtype
 
