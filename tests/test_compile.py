@@ -348,6 +348,48 @@ def test_every_option_changes_the_compiled_program(small_models):
     assert temps["longer"][1] > temps["base"][1]
 
 
+def test_compiler_flags_from_the_environment_join_the_config_only_when_set(monkeypatch):
+    """The user's LIBTPU_INIT_ARGS / XLA_FLAGS reach the worker, so they are part of the config (and
+    of the cache key); dump options and other backends' flags are not, and a clean environment keeps
+    the keys every cached result was stored under."""
+    from planner.compile import compile_config, compiler_flags, config_key
+
+    plan = make_plan(PlanRequest(tpu="v4-8", model="Qwen2.5-7B", workload="train", bs=32, micro_bs=4, len=1024))
+    for var in ("LIBTPU_INIT_ARGS", "XLA_FLAGS"):
+        monkeypatch.delenv(var, raising=False)
+    clean = compile_config(plan)
+    assert "compiler_flags" not in clean
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x --xla_force_host_platform_device_count=4")
+    assert compiler_flags() == {} and compile_config(plan) == clean
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x  --xla_backend_optimization_level=1")
+    monkeypatch.setenv("LIBTPU_INIT_ARGS", " --xla_tpu_spmd_threshold_for_allgather_cse=0 ")
+    flagged = compile_config(plan)
+    assert flagged["compiler_flags"] == {"LIBTPU_INIT_ARGS": "--xla_tpu_spmd_threshold_for_allgather_cse=0",
+                                         "XLA_FLAGS": "--xla_backend_optimization_level=1"}
+    assert config_key(flagged) != config_key(clean)
+
+
+@needs_jax
+def test_libtpu_flags_change_the_compile_and_are_reported(small_models, monkeypatch):
+    """A libtpu flag that keeps XLA from sharing the lm_head's all-gather between the forward and the
+    backward compiles a different step (this small tied config: 158,275,584 B of temp by default,
+    133,109,760 B with it), under its own cache key, and the report names it."""
+    from planner.compile import render_compile
+
+    plan = _plan(small_models["qwen2"])
+    monkeypatch.delenv("LIBTPU_INIT_ARGS", raising=False)
+    default = compile_plan(plan)
+    monkeypatch.setenv("LIBTPU_INIT_ARGS", "--xla_tpu_spmd_threshold_for_allgather_cse=0")
+    flagged = compile_plan(plan)
+    assert default.status == flagged.status == "ok", flagged.result.get("error")
+    assert flagged.key != default.key and not flagged.cached
+    assert flagged.memory["argument_bytes"] == default.memory["argument_bytes"]
+    assert flagged.memory["temp_bytes"] < 0.9 * default.memory["temp_bytes"]
+    text = render_compile(flagged, plan)
+    assert "compiled with LIBTPU_INIT_ARGS='--xla_tpu_spmd_threshold_for_allgather_cse=0' from the environment" in text
+    assert "compiled with" not in render_compile(default, plan)
+
+
 def test_run_compile_reads_cache_without_jax(tmp_path, monkeypatch):
     import planner.compile as pc
 

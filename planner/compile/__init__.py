@@ -70,7 +70,11 @@ def _version(dist: str) -> str | None:
 
 
 def compile_config(plan, *, layers: str | None = None, optimization_level: str | None = None) -> dict:
-    """The JSON config of the reference step for a training or RL plan."""
+    """The JSON config of the reference step for a training or RL plan.
+
+    It carries the user's compiler flags (:func:`compiler_flags`) where any are set: the worker
+    inherits them, so they belong to what is compiled and to the cache key.
+    """
     if plan.training is None:
         raise PlanError("--compile compiles the training step; use --workload train or rl")
     spec, req, slc, t = plan.spec, plan.request, plan.slice, plan.training
@@ -106,7 +110,34 @@ def compile_config(plan, *, layers: str | None = None, optimization_level: str |
         "attention": "auto",
         "layers_mode": layers or DEFAULT_LAYERS,
         "optimization_level": optimization_level or DEFAULT_OPT_LEVEL,
+        # only when set, so that a clean environment keeps every cached result's key
+        **({"compiler_flags": flags} if (flags := compiler_flags()) else {}),
     }
+
+
+#: Environment variables through which a user's compiler flags reach libtpu and XLA. The worker
+#: inherits them, so they are part of what was compiled (and of the cache key).
+COMPILER_FLAG_VARS = ("LIBTPU_INIT_ARGS", "XLA_FLAGS")
+#: XLA_FLAGS that do not change what XLA:TPU compiles: dump options and other backends' flags.
+_INERT_FLAG_PREFIXES = ("--xla_dump", "--xla_cpu_", "--xla_gpu_", "--xla_force_host_platform_device_count")
+
+
+def compiler_flags(environ=None) -> dict:
+    """The user's compiler flags that change an XLA:TPU compile, by variable; empty when none are set.
+
+    ``LIBTPU_INIT_ARGS`` counts whole; from ``XLA_FLAGS`` the dump options and the CPU/GPU and
+    host-device-count flags are dropped. The analytic model assumes libtpu's defaults: flags can
+    move the compiled temp a long way (bench/compile_vs_analytic.md, "What sets the hoisting").
+    """
+    env = os.environ if environ is None else environ
+    out = {}
+    for var in COMPILER_FLAG_VARS:
+        flags = env.get(var, "").split()
+        if var == "XLA_FLAGS":
+            flags = [f for f in flags if not f.startswith(_INERT_FLAG_PREFIXES)]
+        if flags:
+            out[var] = " ".join(flags)
+    return out
 
 
 def _one_line(text, limit: int) -> str:
@@ -377,6 +408,9 @@ def render_compile(report: CompileReport, plan) -> str:
             f"{cfg['layers_mode']}ed layers, remat {cfg['remat']}, {r.get('attention', 'auto')} attention, "
             f"{cfg['optimizer']}, grad_accum {cfg['grad_accum']}, XLA effort {cfg['optimization_level']} [{src}]")
     out = [head]
+    for var, flags in cfg.get("compiler_flags", {}).items():
+        out.append(f"  compiled with {var}={flags!r} from the environment; the analytic model assumes libtpu's "
+                   "defaults, and flags can move XLA's temp a long way")
     if r.get("device_order") == "ring":
         out.append("  device order: a closed ring of neighbouring chips (libtpu rejected jax's default order's "
                    "collective-permutes: limited ICI routing on a slice without wraparound links)")
