@@ -283,9 +283,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
 
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
-    from planner.training import (hoisting_line_note, parse_mesh, past_share_note, rings_line_note,
-                                   scheduler_memory_share,
-                                   tp_compiles_note, train_shape, training_memory, unpredicted_step_reason)
+    from planner.training import (hoisting_line_note, near_line_other_outcome, parse_mesh, past_share_note,
+                                  rings_line_note, scheduler_memory_share, tp_compiles_note, train_shape,
+                                  training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
     mesh = parse_mesh(req.mesh, slc.num_devices)
@@ -361,6 +361,12 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         flip = step_accuracy.verdict_note(band, need, free)
         if flip:
             notes.append(flip)
+        near = None if unpredicted else near_line_other_outcome(train)
+        if near is not None and (near[1] > free) != (need > free):
+            line, other = near
+            notes.append(f"the verdict turns on XLA's choice at the {line}: the other outcome, {fmt_gib(other)}, "
+                         f"would {'not fit in' if other > free else 'fit in'} the {fmt_gib(max(free, 0))} free; "
+                         "check it with --compile")
     plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, training=train,
                 step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res,
                 step_band=band, step_unpredicted=unpredicted)

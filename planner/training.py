@@ -880,14 +880,18 @@ def _near_line(train: TrainingMemory, key: str, ratio: str, band: float) -> tupl
     return near, step["outcomes"]["hoisted_bytes"], step["outcomes"]["not_hoisted_bytes"]
 
 
+def _near_hoisting_line(train: TrainingMemory) -> tuple[dict, int, int] | None:
+    """:func:`_near_line` for the hoisting line, where hoisting would raise the need by over 5%."""
+    found = _near_line(train, "hoisting_line", "resident_per_saved", HOIST_LINE_BAND)
+    return found if found is not None and found[1] > found[2] * 1.05 else None
+
+
 def hoisting_line_note(train: TrainingMemory) -> str | None:
     """A note with both bounds where the dots step sits near the hoisting line, else None."""
-    found = _near_line(train, "hoisting_line", "resident_per_saved", HOIST_LINE_BAND)
+    found = _near_hoisting_line(train)
     if found is None:
         return None
     near, hi, lo = found
-    if hi <= lo * 1.05:
-        return None
     return (f"resident state {near['resident_per_saved']:.2f}x the saved activations, within "
             f"{HOIST_LINE_BAND:.0%} of the {near['line']}x line above which XLA hoists the layers' all-gathers: "
             "compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16, twice, where Qwen2.5-7B and "
@@ -904,18 +908,32 @@ _RINGS_LINE_NEAREST = {"v4": "rings at 1.20x and 1.21x (bench rows 465, 232), no
                        "v6e": "rings at 1.29x (bench row 467), none at 1.47x (rows 436, 463)"}
 
 
+def _near_rings_line(train: TrainingMemory) -> tuple[dict, int, int] | None:
+    """:func:`_near_line` for the full-remat rings line, where the two outcomes differ by over 5%."""
+    found = _near_line(train, "rings_line", "rings_per_resident", RINGS_LINE_BAND)
+    return found if found is not None and max(found[1:]) > 1.05 * min(found[1:]) else None
+
+
 def rings_line_note(generation: str | None, train: TrainingMemory) -> str | None:
     """A note with both outcomes where a full-remat ring step sits near the rings line, else None."""
-    found = _near_line(train, "rings_line", "rings_per_resident", RINGS_LINE_BAND)
+    found = _near_rings_line(train)
     if found is None:
         return None
     near, rings, recompute = found
-    if max(rings, recompute) <= 1.05 * min(rings, recompute):
-        return None
     return (f"full-remat rings {near['rings_per_resident']:.2f}x the resident state, within {RINGS_LINE_BAND:.0%} "
             f"of the {near['line']}x line above which XLA ran no rings and peaked on the backward's recomputation "
             f"({_RINGS_LINE_NEAREST.get(generation or '', 'no compile on this generation')}); the step needs "
             f"{fmt_gib(rings)} with the rings and {fmt_gib(recompute)} without; check it with --compile")
+
+
+def near_line_other_outcome(train: TrainingMemory) -> tuple[str, int] | None:
+    """(which line, bytes): what the step would need had XLA decided the other way, where a line note
+    prints both outcomes (:func:`hoisting_line_note`, :func:`rings_line_note`); else None."""
+    for line, found in (("hoisting line", _near_hoisting_line(train)), ("rings line", _near_rings_line(train))):
+        if found is not None:
+            _, hoisted, not_hoisted = found
+            return line, not_hoisted if train.step[0].inputs["hoisted"] else hoisted
+    return None
 
 
 class _Hoisting(NamedTuple):

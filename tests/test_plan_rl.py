@@ -7,7 +7,7 @@ from planner.plan import make_plan
 from planner.request import PlanRequest
 from planner.training import Mesh, bucket, parse_mesh, train_seq_len, train_shape, training_memory
 from planner.model import load_model_spec
-from planner.units import GiB
+from planner.units import GiB, fmt_gib
 
 SEED = PlanRequest(tpu="v4-8", model="Qwen2.5-7B", bs=32, len=1024, micro_bs=4, prompt_len=512)
 
@@ -293,6 +293,33 @@ def test_plans_near_the_hoisting_line_print_both_bounds():
                                 prompt_len=512, len=1024, optimizer="lion", remat="dots"))
     assert far.training.step[0].inputs["hoisting_line"]["resident_per_saved"] < 2.1
     assert not any("line above which XLA hoists" in n for n in far.notes)
+
+
+def test_a_verdict_that_turns_on_xlas_choice_at_a_line_says_so():
+    """Near a line XLA went both ways, so where the other outcome would flip the verdict the plan says
+    which way and by how much. Qwen2.5-7B with adamw on v4-16, GRPO at 256 + 2048 tokens: 2.38x the saved
+    activations, under the 2.5x hoisting line (bench row 503 hoisted at that ratio on v6e-8), fits
+    without hoisting, and would not with it. With full remat at 1024 + 2048 tokens it sits above the
+    rings line: oom on the recomputation, where the rings would fit. Row 162's plan, whose outcomes both
+    fit, gets no such note."""
+    def plan(remat, prompt_len):
+        return make_plan(PlanRequest(tpu="v4-16", model="Qwen2.5-7B", bs=16, micro_bs=8, prompt_len=prompt_len,
+                                     len=2048, optimizer="adamw", remat=remat))
+
+    for p, line, fits in ((plan("dots", 256), "hoisting line", True), (plan("full", 1024), "rings line", False)):
+        i = p.training.step[0].inputs
+        other = i["outcomes"]["not_hoisted_bytes" if i["hoisted"] else "hoisted_bytes"]
+        assert p.verdict == ("fits" if fits else "oom") and p.step_need_bytes != other
+        assert (other > p.free_at_step_bytes) is fits
+        flip = [n for n in p.notes if n.startswith("the verdict turns")]
+        assert flip == [f"the verdict turns on XLA's choice at the {line}: the other outcome, {fmt_gib(other)}, "
+                        f"would {'not fit in' if fits else 'fit in'} the {fmt_gib(p.free_at_step_bytes)} free; "
+                        "check it with --compile"]
+    assert plan("dots", 256).training.step[0].inputs["hoisting_line"]["resident_per_saved"] == 2.378
+    both_fit = make_plan(PlanRequest(tpu="v4-16", model="Llama-3.2-3B", workload="train", bs=16, micro_bs=8,
+                                     prompt_len=512, len=1024, optimizer="adamw", remat="dots"))
+    assert any("line above which XLA hoists" in n for n in both_fit.notes)
+    assert not any(n.startswith("the verdict turns") for n in both_fit.notes)
 
 
 def test_hoist_reason_on_a_tp_only_mesh_names_no_fsdp_ring():
