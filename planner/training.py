@@ -687,16 +687,18 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
         windowed = runs_hoisted_rings(train)
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 52 tp = 2 compiles: the 19 without "
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 56 tp = 2 compiles: the 19 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; six held out after the logits gathered over tp, "
                 "bench rows 389-391, 396, 399 and, without remat, 450, within 3.5%) but for a v5e step beside a "
                 "4-chip fsdp ring, on "
-                "v5e's older fit there, at -15.3% (row 406), the twelve dots steps with rings from -10.0% to +4.6% "
+                "v5e's older fit there, at -15.3% (row 406), the 15 dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, and one the backward's ring "
-                "chunks, row 364; nine held out, rows 359, 360, 363, 365, 411, 412 and 425-427), 18 dots ring "
+                "chunks, row 364; twelve held out, rows 359, 360, 363, 365, 411, 412, 425-427 and 520-522) but for "
+                "row 521 at +42.9% (2.44x, above the hoisting line, where XLA kept its gathers), 19 dots ring "
                 "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
-                "row 431 set it, -3.3%; 17 held out, rows 437-443, 491, 494, 496, 499, 500, 509 and 513-516, from "
-                "-10.5% to +11.8%, those on v5e and v6e with large logits after the packing term, RING_RECOMPUTE_PACKING_*), "
+                "row 431 set it, -3.3%; 18 held out, rows 437-443, 491, 494, 496, 499, 500, 509, 513-516 and 525, from "
+                "-10.5% to +11.8%, those on v5e and v6e with large logits after the packing term, RING_RECOMPUTE_PACKING_*, "
+                "but for row 525 at -29.3%, Qwen2.5-7B, which hoisted at 2.34x, below the line), "
                 "and three full-remat "
                 "ring steps above the full-remat rings line on the same recomputation (rows 361, 362 and, held "
                 "out, 464: "
@@ -714,7 +716,7 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
             "-1.9%) and left off v4 by row 489 (-6.4%); held out: rows 401 and 501 on v4 -2.6% and -0.9%, rows "
             "416 and 418-420 (3B and 7B) within 9.8%, rows 487, 497 and 498 (1B and 1.7B, with the packing term) "
             "from -2.6% to +4.4%, and row 407, whose rings were hoisted at 2.49x resident per saved activations "
-            "(-19.8% on the estimate without hoisting), which set v6e's hoisting line at 2.43x: +2.7%, and, held "
+            "(-19.8% on the estimate without hoisting): +2.7%, and, held "
             "out after, row 502, the same step as two sequences of 768 tokens: +2.7%"
             + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
 

@@ -45,7 +45,7 @@ def test_records_hold_the_compiled_figures():
     # every grid row is on record but rows 380, 409, 488 and 492 (v5e-32, fsdp 8 x tp 4) and 495 (v5e-32,
     # fsdp 16 x tp 2), which did not compile (libtpu's limited ICI routing refused their collective-permutes),
     # and rows 490 and 493, tp 4 over models with two KV heads, which the reference step cannot shard
-    assert set(range(max(by_id) + 1)) - set(by_id) == {380, 409, 488, 490, 492, 493, 495} and len(steps) == 510
+    assert set(range(max(by_id) + 1)) - set(by_id) == {380, 409, 488, 490, 492, 493, 495} and len(steps) == 519
     # bench row 30 is the design card's step with --micro-bs 4: XLA's temp is the 7.82G the seed's
     # jit_training_step tried to reserve
     card = by_id[30]
@@ -55,8 +55,8 @@ def test_records_hold_the_compiled_figures():
     assert abs(card.temp_bytes / GiB / 7.82 - 1) < 0.005
     # every exact figure agrees with its three-decimal one
     assert all(abs(s.temp_bytes / GiB - s.temp_gib) <= 0.0005 for s in steps if s.temp_bytes is not None)
-    # held out (bench HELD_OUT): 290 of rows 71-516, compiled after the rules that predict them
-    assert sum(s.held_out for s in steps) == 290 and not any(s.held_out for s in steps if s.id < 71)
+    # held out (bench HELD_OUT): 297 of rows 71-525, compiled after the rules that predict them
+    assert sum(s.held_out for s in steps) == 297 and not any(s.held_out for s in steps if s.id < 71)
 
 
 def test_design_card_micro_batch_gets_the_v4_4_chip_hoisted_band():
@@ -292,7 +292,7 @@ def test_windowed_einsum_line_against_the_compiles_ring_buffers():
     out = near.training.step[0].inputs["outcomes"]
     assert runs_hoisted_rings(near.training) and near.step_need_bytes == out["hoisted_bytes"]
     assert by_id[336].temp_bytes < out["not_hoisted_bytes"] < out["hoisted_bytes"]
-    assert any("within 15% of the 2.5x line" in n and "both ways" in n for n in near.notes)
+    assert any("within 15% of the 2.375x line" in n and "both ways" in n for n in near.notes)
 
 
 
@@ -331,17 +331,18 @@ def test_tp_note_states_the_tp_compiles_on_record():
             errs[s.id] = ("rings" if runs_hoisted_rings(plan.training) else
                           "recompute" if inputs["ring_recompute"] else "plain",
                           plan.step_need_bytes / s.xla_temp - 1)
-    assert len(errs) + len(flagged) == 52
+    assert len(errs) + len(flagged) == 56
     plain = {sid: e for sid, (kind, e) in errs.items() if kind == "plain"}
     assert len(plain) == 19 and max(abs(e) for sid, e in plain.items() if sid != 406) < 0.1135
     # the recomputation rule, read from tp 4 and 8, with tp 2 unhoisted: row 431 set it, 437-443 held out
     recompute = {sid: round(100 * e, 1) for sid, (kind, e) in errs.items() if kind == "recompute"}
     assert recompute == {361: -4.2, 362: -0.9, 464: -0.7, 431: -3.3, 437: 0.7, 438: 0.5, 439: 0.1, 440: -8.7, 441: -6.8,
                          442: -1.6, 443: -3.5, 491: 4.4, 494: -2.7, 496: -5.6, 499: 1.2, 500: -10.5, 509: 6.9,
-                         513: 1.1, 514: 11.8, 515: 1.1, 516: 0.2}
+                         513: 1.1, 514: 11.8, 515: 1.1, 516: 0.2, 525: -29.3}
     assert max(abs(plain[sid]) for sid in (389, 390, 391, 396, 399, 450)) < 0.036 and round(100 * plain[406], 1) == -15.3
     rings = {sid: round(100 * e, 1) for sid, (kind, e) in errs.items() if kind == "rings"}
-    assert rings == {352: 3.5, 358: 0.3, 359: -8.2, 360: -0.5, 363: 4.3, 364: -8.9, 365: 3.5, 411: 4.6, 412: -10.0, 425: -9.1, 426: -6.7, 427: -3.9}
+    assert rings == {352: 3.5, 358: 0.3, 359: -8.2, 360: -0.5, 363: 4.3, 364: -8.9, 365: 3.5, 411: 4.6, 412: -10.0, 425: -9.1,
+                     426: -6.7, 427: -3.9, 520: -1.7, 521: 42.9, 522: 0.3}
     by_id = {s.id: s for s in steps}
     # the two full-remat ring steps are above the full-remat rings line: no hoisting, on the recomputation
     assert flagged == {}
@@ -353,7 +354,8 @@ def test_tp_note_states_the_tp_compiles_on_record():
     c = ring_plan.training.step[0].inputs
     assert c["ring_weight_chunks"] == 6 and c["ring_weight_bytes"] == 28 * 6 * 233_046_016 // 8
     note = next(n for n in ring_plan.notes if n.startswith("training mesh tp"))
-    assert "52 tp = 2 compiles" in note and "from -10.5% to +11.8%" in note and "-15.3% (row 406)" in note and "from -10.0% to +4.6%" in note and "expected to run rings" in note
+    assert "56 tp = 2 compiles" in note and "from -10.5% to +11.8%" in note and "row 525 at -29.3%" in note
+    assert "row 521 at +42.9%" in note and "-15.3% (row 406)" in note and "from -10.0% to +4.6%" in note and "expected to run rings" in note
     # tp 4 and 8
     assert sorted(wide) == [*range(372, 380), *range(381, 389), *range(392, 396), 397, 398, *range(400, 406), 407, 408,
                             410, *range(413, 421), 487, 489, 497, 498, 501, 502]
@@ -374,7 +376,7 @@ def test_tp_note_states_the_tp_compiles_on_record():
                    "from -14.4% to +14.1%", "two from -7.4% to -1.1%", "flagged, all below XLA (it needed 1.11-1.49x)",
                    "rows 408 and 410 (-0.3%, +0.9%)", "rows 415 and 417 (+1.6%, -1.9%)", "row 489 (-6.4%)",
                    "rows 401 and 501 on v4 -2.6% and -0.9%", "from -2.6% to +4.4%",
-                   "(-19.8% on the estimate without hoisting), which set v6e's hoisting line at 2.43x: +2.7%"):
+                   "(-19.8% on the estimate without hoisting): +2.7%"):
         assert quoted in wide_note
 
 
