@@ -884,31 +884,28 @@ def run(rows: list[int], breakdown: bool, log) -> list[dict]:
     for i in rows:
         row = GRID[i]
         plan = make_plan(request(row))
+        t = plan.training
+        # the analytic side of the record, kept whether or not the row compiles
+        rec = {"row": i, "label": label(row), "seq": t.shape.seq_len, "tokens_per_device": t.shape.tokens_per_device,
+               "analytic_step": t.step_temp_bytes, "phase": t.step[0].inputs["peak_phase"] if t.step else "",
+               "unpredicted": plan.step_unpredicted is not None}
         try:
             cfg = compile_config(plan)
         except PlanError as exc:  # a mesh the reference step cannot shard (tp must divide the heads)
-            t = plan.training
-            out.append({"row": i, "label": label(row), "status": "not compiled", "error": str(exc),
-                        "seq": t.shape.seq_len, "tokens_per_device": t.shape.tokens_per_device,
-                        "analytic_step": t.step_temp_bytes, "phase": t.step[0].inputs["peak_phase"] if t.step else "",
-                        "unpredicted": plan.step_unpredicted is not None})
+            out.append({**rec, "status": "not compiled", "error": str(exc)})
             print(f"[{i:2d}] {label(row):58} not compiled: {exc}", file=log, flush=True)
             continue
         t0 = time.time()
         result, cached, wall = run_compile(cfg, breakdown=breakdown)
         fig = compiled_figures(result)
-        t = plan.training
-        rec = {
-            "row": i, "label": label(row), "key": config_key(cfg), "cached": cached,
+        rec.update({
+            "key": config_key(cfg), "cached": cached,
             "compile_s": result.get("compile_s"), "wall_s": round(time.time() - t0, 1),
-            "status": result.get("status"), "seq": t.shape.seq_len, "tokens_per_device": t.shape.tokens_per_device,
-            "grad_accum": t.shape.grad_accum, "analytic_resident": t.resident_bytes,
-            "analytic_step": t.step_temp_bytes, "analytic_peak": t.resident_bytes + t.step_temp_bytes,
+            "status": result.get("status"), "grad_accum": t.shape.grad_accum, "analytic_resident": t.resident_bytes,
+            "analytic_peak": t.resident_bytes + t.step_temp_bytes,
             "baseline_step": _baseline_step_bytes(plan),
             "step_components": {c.name: c.bytes for c in t.step},
-            "phase": t.step[0].inputs["peak_phase"] if t.step else "",
-            "unpredicted": plan.step_unpredicted is not None,
-        }
+        })
         if fig:
             rec.update(xla_temp=fig["temp"], xla_args=fig["args"], xla_peak=fig["peak"], xla_oom=fig["oom"],
                        temp_err=err(t.step_temp_bytes, fig["temp"]),

@@ -362,11 +362,12 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         if flip:
             notes.append(flip)
         near = None if unpredicted else near_line_other_outcome(train)
-        if near is not None and (near[1] > free) != (need > free):
+        if near is not None:
             line, other = near
-            notes.append(f"the verdict turns on XLA's choice at the {line}: the other outcome, {fmt_gib(other)}, "
-                         f"would {'not fit in' if other > free else 'fit in'} the {fmt_gib(max(free, 0))} free; "
-                         "check it with --compile")
+            if (other > free) != (need > free):
+                notes.append(f"the verdict turns on XLA's choice at the {line}: the other outcome, {fmt_gib(other)}, "
+                             f"would {'not fit in' if other > free else 'fit in'} the {fmt_gib(max(free, 0))} free; "
+                             "check it with --compile")
     plan = Plan(req, slc, spec, profile, comps, host, verdict, headline, engine=eng, training=train,
                 step_need_bytes=need, free_at_step_bytes=free, notes=tuple(notes), calibration=res,
                 step_band=band, step_unpredicted=unpredicted)
