@@ -462,6 +462,16 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: the lm_head all-gather's sharing on row 334, but not on row 503 (bench/compile_vs_analytic.md, "What
 #: sets the hoisting"). No memory ratio can be sharper than this line.
 _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.375, "v5e": 2.5, "v6e": 2.375}
+#: The line for ring steps of models whose lm_head is its own weight (untied), on v4 and v6e. The only
+#: untied model compiled near the line, Qwen2.5-7B, kept its gathers at 2.01x (bench row 145, v4-32) and
+#: below, and hoisted its rings at every ratio from 2.34x up (rows 525, 503, 517, 407, 502 and 14 more
+#: from 2.67x to 5.35x): the line sits at 2.17x, the geometric mean of 2.007 and 2.339. The tied models
+#: went both ways from 2.40x to 2.93x (kept: rows 518, 519, 521, 162, 281, 194; hoisted: 520, 522, 334,
+#: 333), and the one flag compile that moved the hoisting was about the tied table: with the all-gather
+#: CSE off (``--xla_tpu_spmd_threshold_for_allgather_cse=0``) row 334 (Qwen3-4B, tied) no longer shared
+#: its lm_head gather with the forward and kept its gathers, while row 503 (Qwen2.5-7B, untied) stayed
+#: hoisted. v5e has no untied ring step near its line on record; it keeps the line above.
+_HOIST_MIN_RESIDENT_PER_SAVED_UNTIED = {"v4": 2.17, "v6e": 2.17}
 #: The smallest fsdp ring (chips) on which the line above applies. It applies only without a dp axis:
 #: with dp 2 beside an 8-chip fsdp ring the dots steps below it hoisted every layer's plain gathers
 #: (bench rows 308, 312 and 317 on v5e-16 and v4-32, at 2.19x, 2.19x and 2.40x: 36 x 154,140,672 B
@@ -903,11 +913,15 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
     if found is None:
         return None
     near, hi, lo = found
+    if near.get("untied"):
+        seen = ("the line for untied lm_heads: Qwen2.5-7B kept its gathers at 2.01x (v4-32) and hoisted at every "
+                "ratio from 2.34x, on v4 and v6e; no other untied model was compiled near it")
+    else:
+        seen = ("compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16, twice, where Qwen3-4B "
+                "hoisted at 2.665x; Qwen3-1.7B in part at 2.93x on v5e; between 2.375x and 2.5x on v4, 2 of 5)")
     return (f"resident state {near['resident_per_saved']:.2f}x the saved activations, within "
             f"{HOIST_LINE_BAND:.0%} of the {near['line']}x line above which XLA hoists the layers' all-gathers: "
-            "compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16, twice, where Qwen2.5-7B and "
-            "Qwen3-4B hoisted at 2.67x; Qwen3-1.7B in part at 2.93x on v5e; between 2.34x and 2.5x on v4 and v6e "
-            "7 of 18 compiles hoisted, Qwen2.5-7B all five times); the step needs "
+            f"{seen}; the step needs "
             f"{fmt_gib(lo)} without hoisting and {fmt_gib(hi)} with it; check it with --compile")
 
 
@@ -955,10 +969,11 @@ class _Hoisting(NamedTuple):
     limited: bool  # the gathers exceed ``_HOIST_MAX_LIMIT_SHARE`` of the HBM limit: none hoisted
     uncast_skips: bool  # params in the compute dtype on a generation that then hoists none
     line: float | None  # the resident-per-saved line that decides this dots step, else None
+    untied_line: bool  # that line is the one for untied models' ring steps
     reason: str  # one line, printed by --explain
 
 
-def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast, resident_bytes,
+def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast, tied, resident_bytes,
               saved_unscaled, gathered_layers, xla_limit_bytes) -> _Hoisting:
     """Whether XLA:TPU is expected to hoist every layer's fsdp all-gather to the step's start.
 
@@ -966,7 +981,7 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
     above name the bench rows): none where the gathers exceed half of the HBM limit; all without
     remat; none with grad_accum 1; on 8+ chip fsdp rings without a dp axis, dots steps only where the
     resident state reaches ``_HOIST_MIN_RESIDENT_PER_SAVED`` of the saved activations (on v6e only for
-    ring steps); on 8+ chip fsdp rings, dp axis or not, plain-gather dots steps only where it reaches
+    ring steps; ring steps of untied models on v4 and v6e at ``_HOIST_MIN_RESIDENT_PER_SAVED_UNTIED``); on 8+ chip fsdp rings, dp axis or not, plain-gather dots steps only where it reaches
     ``_HOIST_MIN_RESIDENT_PER_GATHERS`` of the gathered weights; none on v4 with master params in the
     compute dtype (plain gathers); otherwise all. Byte counts are per device.
     """
@@ -975,7 +990,10 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
     limited = gathered_layers > _HOIST_MAX_LIMIT_SHARE * xla_limit_bytes
     line_applies = (mesh.dp == 1 and fsdp >= _HOIST_LINE_MIN_FSDP
                     and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
-    min_per_saved = _HOIST_MIN_RESIDENT_PER_SAVED.get(generation) if line_applies else None
+    lines = (_HOIST_MIN_RESIDENT_PER_SAVED_UNTIED if crosses_ring_line and not tied
+             and generation in _HOIST_MIN_RESIDENT_PER_SAVED_UNTIED else _HOIST_MIN_RESIDENT_PER_SAVED)
+    min_per_saved = lines.get(generation) if line_applies else None
+    which = " for untied models' rings" if lines is _HOIST_MIN_RESIDENT_PER_SAVED_UNTIED else ""
     below_line = (min_per_saved is not None and remat != "full"
                   and resident_bytes < min_per_saved * saved_unscaled)
     # ring steps hold 4/fsdp of the gathered weights, not all of them: the share decides plain steps only
@@ -1000,7 +1018,7 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
         reason = "not hoisted: with grad_accum 1 each layer's gathers stay beside the layer"
     elif below_line:
         reason = (f"not hoisted: resident state {per_saved:.2f}x the saved activations, below the "
-                  f"{min_per_saved}x line ({generation}, {ring})")
+                  f"{min_per_saved}x line{which} ({generation}, {ring})")
     elif low_resident:
         reason = (f"not hoisted: resident state {per_gathers:.2f}x the gathered weights, below "
                   f"{_HOIST_MIN_RESIDENT_PER_GATHERS}x ({ring})")
@@ -1011,7 +1029,7 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
         share = (f", and {per_gathers:.2f}x the gathered weights, at or above {_HOIST_MIN_RESIDENT_PER_GATHERS}x"
                  if not windowed else "")
         reason = (f"hoisted{how}: resident state {per_saved:.2f}x the saved activations, at or above the "
-                  f"{min_per_saved}x line{share}")
+                  f"{min_per_saved}x line{which}{share}")
     elif remat == "dots" and fsdp >= _HOIST_LINE_MIN_FSDP:
         no_line = ("the saved-activations line applies without a dp axis" if mesh.dp > 1 else
                    f"on {generation} the saved-activations line applies to rings only"
@@ -1025,7 +1043,8 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
     else:
         reason = f"hoisted{how}: accumulating step with {remat} remat"
     return _Hoisting(hoists=hoists, if_cast=checkpointed and not limited, limited=limited,
-                     uncast_skips=uncast_skips, line=line, reason=reason)
+                     uncast_skips=uncast_skips, line=line, untied_line=line is not None and bool(which),
+                     reason=reason)
 
 
 def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_bytes,
@@ -1143,7 +1162,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     forward_copies = 1 if generation in _BACKWARD_COPIES_AT_BACKWARD_START else copies
     windowed = remat != "none" and crosses_ring_line
     hoisting = _hoisting(generation, mesh, remat, shape.grad_accum, crosses_ring_line=crosses_ring_line,
-                         uncast=uncast, resident_bytes=resident_bytes,
+                         uncast=uncast, tied=spec.tied, resident_bytes=resident_bytes,
                          saved_unscaled=saved_unscaled, gathered_layers=gathered_layers,
                          xla_limit_bytes=xla_limit_bytes)
     hoists, hoist_limited, uncast_skips = hoisting.hoists, hoisting.limited, hoisting.uncast_skips
@@ -1228,7 +1247,8 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
     outcomes = {"hoisted_bytes": max(hoisted_under_budget(hoisted_want), backward_if_hoisted, update),
                 "not_hoisted_bytes": max(backward, update)}
-    hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line}
+    hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line,
+                      **({"untied": True} if hoisting.untied_line else {})}
                      if hoisting.line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_reason": hoist_reason,
