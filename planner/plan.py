@@ -355,8 +355,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     if verdict == "fits" and free - need < limit - int(share * limit):
         notes.append(f"the step leaves {fmt_gib(free - need)} of headroom, inside the {1 - share:.0%} of HBM that XLA:TPU's "
                      "scheduler keeps free; there the estimate has missed both ways (bench row 100: v5e, "
-                     "0.9% headroom estimated, compile OOM with 9.90 GiB of temp; row 106: v4, 3.2%, compiled "
-                     "with 9.55 GiB, 12% above the estimate); check it with --compile")
+                     "0.9% headroom estimated before the untied lm_head's SwiGLU term, compile OOM with 9.90 GiB "
+                     "of temp; row 106: v4, 3.2%, compiled with 9.55 GiB, 12% above the estimate); check it with "
+                     "--compile")
     if verdict in ("fits", "oom"):
         flip = step_accuracy.verdict_note(band, need, free)
         if flip:

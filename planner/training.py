@@ -462,22 +462,40 @@ _BACKWARD_COPIES_AT_BACKWARD_START = frozenset({"v5e", "v6e"})
 #: the lm_head all-gather's sharing on row 334, but not on row 503 (bench/compile_vs_analytic.md, "What
 #: sets the hoisting"). No memory ratio can be sharper than this line.
 _HOIST_MIN_RESIDENT_PER_SAVED = {"v4": 2.375, "v5e": 2.5, "v6e": 2.375}
-#: The line for ring steps of models whose lm_head is its own weight (untied), on v4 and v6e. The only
-#: untied model compiled near the line, Qwen2.5-7B, kept its gathers at 2.01x (bench row 145, v4-32) and
-#: below, and hoisted its rings at every ratio from 2.34x up (rows 525, 503, 517, 407, 502 and 14 more
-#: from 2.67x to 5.35x): the line sits at 2.17x, the geometric mean of 2.007 and 2.339. The tied models
-#: went both ways from 2.40x to 2.93x (kept: rows 518, 519, 521, 162, 281, 194; hoisted: 520, 522, 334,
-#: 333), and the one flag compile that moved the hoisting was about the tied table: with the all-gather
-#: CSE off (``--xla_tpu_spmd_threshold_for_allgather_cse=0``) row 334 (Qwen3-4B, tied) no longer shared
-#: its lm_head gather with the forward and kept its gathers, while row 503 (Qwen2.5-7B, untied) stayed
-#: hoisted. v5e has no untied ring step near its line on record; it keeps the line above.
-_HOIST_MIN_RESIDENT_PER_SAVED_UNTIED = {"v4": 2.17, "v6e": 2.17}
 #: The smallest fsdp ring (chips) on which the line above applies. It applies only without a dp axis:
 #: with dp 2 beside an 8-chip fsdp ring the dots steps below it hoisted every layer's plain gathers
 #: (bench rows 308, 312 and 317 on v5e-16 and v4-32, at 2.19x, 2.19x and 2.40x: 36 x 154,140,672 B
 #: and 16 x 121,634,816 B at their peaks, to the byte; -32.4%, -31.0%, -9.1% with the line,
 #: -2.3%, -2.5%, -5.5% without).
 _HOIST_LINE_MIN_FSDP = 8
+#: The line for ring steps of models whose lm_head is its own weight (untied), on v4 and v6e. Set first
+#: at 2.17x on Qwen2.5-7B alone (kept its gathers at 2.01x, bench row 145; hoisted at every ratio from
+#: 2.34x: rows 525, 503, 517, 407, 502 and 14 more up to 5.35x), where the tied models went both ways
+#: from 2.40x to 2.93x. The fifty-eighth batch, held out after it, brought Llama-3.1-8B and Qwen3-8B: at
+#: 2.28x and 2.285x they kept their gathers (rows 526, 527: no ring buffer at their peaks, whose
+#: backward held the SwiGLU products of :func:`untied_ring_swiglu_bytes`), at 2.336x and 2.36x (rows 529, 528,
+#: tp 4 and 2) they hoisted, as Qwen2.5-7B at 2.339x (row 525, tp 2 on v6e). The line sits at 2.31x,
+#: between 2.285x and 2.336x. It misses row 530 (Qwen2.5-7B with lion on v4-32, tp 2, kept its gathers at
+#: 2.339x) and row 535 (Llama-3.1-8B on v6e-16, tp 2, hoisted at 2.13x). v5e has no untied ring step
+#: near its line on record; it keeps the line above.
+_HOIST_MIN_RESIDENT_PER_SAVED_UNTIED = {"v4": 2.31, "v6e": 2.31}
+#: With an untied lm_head, a dots ring step without hoisting (tp 1: no recomputation model) holds every
+#: layer's SwiGLU product at its backward's start beside the saved dot outputs: L · tok · I in bf16 more.
+#: Read from the live ranges of bench rows 532 (v6e-8, Qwen3-8B: 108 = 3 x 36 bf16[2,1024,12288]
+#: "rematted_computation/mul" values at the peak, where the saved-activations estimate has two per
+#: layer) and 533 (v4-32, Qwen2.5-7B: 84 = 3 x 28 bf16[1,1280,18944]), and settled by flipping
+#: ``tie_word_embeddings`` alone (diagnosis compiles, bench "Untied lm_heads"): row 533's step with a tied
+#: Qwen2.5-7B came to 6,573,508,608 B of temp (-0.8% on the estimate without the term; untied
+#: 7,775,799,808 B), and rows 144's and 430's steps with an untied Qwen2.5-3B to 6,693,108,736 and
+#: 6,559,338,784 B (-1.9% and +2.8% with the term, -20.1% and -15.7% without). Over the ten untied ring
+#: steps on record that peak there without hoisting (rows 58, 107-109, 113, 145, 348 and 531-533, four of
+#: them flagged) it takes the median error from 14.1% to 4.3%; rows 58 and 348 go from -9.7% and -3.9% to
+#: +11.6% and +12.5%, row 113 (v5e-32, sgd, flagged) from -1.3% to +18.8%. Steps with plain all-gathers
+#: (v4-8: rows 106, 247, 269, 301) do not hold it: within 11% without.
+def untied_ring_swiglu_bytes(spec, L: int, tok: int, it_c: int) -> int:
+    """Bytes per device of every layer's SwiGLU product (L · tok · I · it_c) that a dots ring step of a
+    dense model with an untied lm_head holds at its backward's start when its gathers are not hoisted."""
+    return 0 if spec.tied or spec.moe is not None else L * tok * spec.intermediate * it_c
 #: On 8+ chip fsdp rings the plain-gather dots steps kept their gathers where the resident state came
 #: to less than this share of the gathered layer weights. With a dp axis beside the ring, where the
 #: line above does not apply, it decides: lion and adamw hoisted at 0.83-1.22x (bench rows 299, 308,
@@ -914,8 +932,9 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
         return None
     near, hi, lo = found
     if near.get("untied"):
-        seen = ("the line for untied lm_heads: Qwen2.5-7B kept its gathers at 2.01x (v4-32) and hoisted at every "
-                "ratio from 2.34x, on v4 and v6e; no other untied model was compiled near it")
+        seen = ("the line for untied lm_heads on v4 and v6e: Llama-3.1-8B and Qwen3-8B kept their gathers at 2.28x "
+                "and hoisted at 2.34x and 2.36x; Qwen2.5-7B hoisted at 2.34x on v6e-16 and kept them at 2.34x on "
+                "v4-32, and Llama-3.1-8B hoisted at 2.13x on v6e-16")
     else:
         seen = ("compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16, twice, where Qwen3-4B "
                 "hoisted at 2.665x; Qwen3-1.7B in part at 2.93x on v5e; between 2.375x and 2.5x on v4, 2 of 5)")
@@ -1240,13 +1259,18 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
         backward = saved + logits + scores
         if tp >= RING_RECOMPUTE_MIN_TP:  # hoisted or not (no ring chunks read at these steps' peaks)
             backward_if_hoisted = backward
+    # an untied lm_head: without hoisting, a dots ring step (no recomputation model) holds every layer's
+    # SwiGLU product at the backward's start too
+    swiglu = (untied_ring_swiglu_bytes(spec, L, tok, it_c)
+              if windowed and remat == "dots" and not ring_recompute else 0)
+    backward_unhoisted = backward + swiglu
     update = grads if shape.grad_accum == 1 else 0
-    phases = {"forward_start": prefetch, "backward_start": backward_if_hoisted if hoists else backward,
+    phases = {"forward_start": prefetch, "backward_start": backward_if_hoisted if hoists else backward_unhoisted,
               "update": update}
     peak = max(phases, key=phases.get)
     # the step's need either way the hoisting decision goes (the notes print both where it is uncertain)
     outcomes = {"hoisted_bytes": max(hoisted_under_budget(hoisted_want), backward_if_hoisted, update),
-                "not_hoisted_bytes": max(backward, update)}
+                "not_hoisted_bytes": max(backward_unhoisted, update)}
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line,
                       **({"untied": True} if hoisting.untied_line else {})}
                      if hoisting.line is not None and saved_unscaled else None)
@@ -1316,6 +1340,14 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
                  "embed_chunk_bytes": ring_backward_embed,
                  "allocation_factor_pct": RING_ALLOCATION_FACTOR_PCT}, exact=False, phase=t,
                 basis="XLA:TPU's buffer assignment at the backward-start peaks of bench rows 185 and 364; " + est))
+        if swiglu and not hoists:
+            gathers.append(Component(
+                "step.swiglu_products", swiglu,
+                "L · tok · I · it_c   (untied lm_head, ring step without hoisting: every layer's SwiGLU product, "
+                "live at the backward's start beside the saved dot outputs)",
+                {**common, "I": spec.intermediate, "tied": False}, exact=False, phase=t,
+                basis="XLA:TPU's buffer assignment at the backward-start peaks of bench rows 532 and 533, and "
+                      "compiles of the same steps with tie_word_embeddings flipped alone; " + est))
         return gathers + [
             Component("step.saved_activations", saved, saved_formula,
                       {**common, "dots_per_token": dots, "other_per_token": other,
