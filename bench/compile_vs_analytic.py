@@ -1,6 +1,6 @@
 """Hold the analytic training-step model to the real XLA:TPU compiler.
 
-For each config of a grid (model sizes 0.5B-7B, v4 / v5e / v6e, micro-batch, sequence length,
+For each config of a grid (model sizes 0.5B-8B, v4 / v5e / v6e, micro-batch, sequence length,
 remat policy, optimizer, mesh), compile the reference training step deviceless
 (:mod:`planner.compile`) and compare XLA's per-device figures with the analytic plan:
 
@@ -785,6 +785,9 @@ GRID: list[tuple] = [
     ("v4-16", "Llama-3.1-8B", 24, 2, 256, 512, "adamw", "dots", {}),
     ("v6e-16", "Qwen3-8B", 24, 2, 256, 256, "lion", "dots", {"mesh": "1,8,2"}),
     ("v4-32", "Llama-3.1-8B", 24, 2, 256, 512, "adamw", "dots", {"mesh": "1,8,2"}),
+    # diagnosis row 546 (not held out): the design card's smallest-slice suggestion, v4-32 with grad_accum 1,
+    # the first untied ring step without accumulation, to see whether it holds the SwiGLU products too
+    ("v4-32", "Qwen2.5-7B", 32, 1, 512, 1024, "lion", "dots", {}),
 ]
 #: The held-out batches: rows chosen and committed before they were compiled, each after the rules
 #: that predict it were fixed (rows 137-138, 171-173 and 358 were diagnosis, not held out).
