@@ -734,20 +734,21 @@ def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
     """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
     if tp == 2:
         windowed = runs_hoisted_rings(train)
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 62 tp = 2 compiles: the 19 without "
+        return ("training mesh tp = 2: the step estimate's tp terms rest on 76 tp = 2 compiles: the 19 without "
                 "windowed-einsum rings within 11.3% (v4, v5e, v6e; six held out after the logits gathered over tp, "
                 "bench rows 389-391, 396, 399 and, without remat, 450, within 3.5%) but for a v5e step beside a "
                 "4-chip fsdp ring, on "
-                "v5e's older fit there, at -15.3% (row 406), the 19 dots steps with rings from -10.0% to +4.6% "
+                "v5e's older fit there, at -15.3% (row 406), the 31 dots steps with rings from -10.0% to +4.6% "
                 "(two set the six ring chunks per weight matrix, rows 352 and 358, one the backward's ring "
-                "chunks, row 364, and two the untied models' line, rows 525 and 528; fourteen held out, rows 359, "
-                "360, 363, 365, 411, 412, 425-427, 520-522, 530 and 544) but for rows 521 and 530 at +42.9% and "
-                "+63.4% (2.44x and 2.34x, above the hoisting lines, where XLA kept its gathers), 21 dots ring "
+                "chunks, row 364, and eight the untied models' lines, rows 525, 528, 535, 545, 547 and 549-551; "
+                "twenty held out, rows 359, 360, 363, 365, 411, 412, 425-427, 520-522, 530, 544 and 553-558) but "
+                "for six where XLA kept its gathers above the lines: row 521 (tied, 2.44x) at +42.9%, and untied "
+                "rows 530, 557 and 558 with lion at 2.34x-2.39x (+63.2% to +64.2%) and 553 and 554 with adamw at "
+                "1.87x (+30.1%, +30.8%), 23 dots ring "
                 "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
-                "row 431 set it, -3.3%; 20 held out, rows 437-443, 491, 494, 496, 499, 500, 509, 513-516, 534, 535 and 545, "
-                "from -10.5% to +11.8%, those on v5e and v6e with large logits after the packing term, "
-                "RING_RECOMPUTE_PACKING_*, but for rows 535 and 545 at -23.4% and -23.9%, Llama-3.1-8B, which hoisted "
-                "at 2.13x, below the untied models' line, on v6e and v4), "
+                "row 431 set it, -3.3%, rows 548 and 552 the untied tp 2 line; 20 held out, rows 437-443, 491, 494, 496, "
+                "499, 500, 509, 513-516, 534, 559 and 560, from -10.5% to +11.8%, those on v5e and v6e with large "
+                "logits after the packing term, RING_RECOMPUTE_PACKING_*), "
                 "and three full-remat "
                 "ring steps above the full-remat rings line on the same recomputation (rows 361, 362 and, held "
                 "out, 464: "
@@ -949,9 +950,10 @@ def hoisting_line_note(train: TrainingMemory) -> str | None:
         return None
     near, hi, lo = found
     if near.get("untied"):
-        seen = ("the line for untied lm_heads on v4 and v6e: Llama-3.1-8B and Qwen3-8B kept their gathers at 2.28x "
-                "and hoisted at 2.34x and 2.36x; Qwen2.5-7B hoisted at 2.34x on v6e-16 and kept them at 2.34x on "
-                "v4-32, and Llama-3.1-8B hoisted at 2.13x on v6e-16")
+        seen = ("the lines for untied lm_heads on v4 and v6e (2.31x; 1.85x with tp 2): with tp 1 Llama-3.1-8B and "
+                "Qwen3-8B kept their gathers at 2.28x and Qwen2.5-7B hoisted at 2.38x; with tp 2 adamw steps "
+                "hoisted from 1.89x but Qwen2.5-7B's kept them at 1.87x, and lion steps kept them at 2.34x-2.39x "
+                "but Qwen3-8B's at 2.36x")
     else:
         seen = ("compiles near it went both ways (Llama-3.2-3B not at 2.70x on v4-16, twice, where Qwen3-4B "
                 "hoisted at 2.665x; Qwen3-1.7B in part at 2.93x on v5e; between 2.375x and 2.5x on v4, 2 of 5)")
