@@ -3,7 +3,8 @@
 The step model's untied-lm_head term (:func:`planner.training.untied_ring_swiglu_bytes`) rests on
 this control: the same step compiled with the catalog's config and with one flag changed. For
 each case the script writes the flipped config.json to a temporary directory, plans the step with
-it, compiles it deviceless (:mod:`planner.compile`, cached) and prints XLA's temp beside the
+it, compiles it deviceless (:mod:`planner.compile`, cached; the configs are kept under the compile
+cache's ``tie_flip`` folder, whose paths the cache keys hold) and prints XLA's temp beside the
 estimate without hoisting, with and without the SwiGLU products, and with hoisting.
 
     .venv/bin/python bench/tie_flip.py            # the three cases of bench/compile_vs_analytic.md
@@ -17,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.compile import compile_config, run_compile  # noqa: E402
+from planner.compile import cache_dir, compile_config, run_compile  # noqa: E402
 from planner.model import CATALOG_DIR, load_model_spec  # noqa: E402
 from planner.plan import make_plan  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
@@ -67,22 +67,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", type=int, action="append", help="case index (repeatable)")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, case in enumerate(CASES):
-            if args.only and i not in args.only:
-                continue
-            r = run_case(*case, Path(tmp))
-            temp = r["xla_temp_bytes"]
-            if not temp:
-                print(f"row {r['row']} {r['model']} tied={r['tied']}: no temp from the compile")
-                continue
-            pct = {k: 100 * (r[k] - temp) / temp for k in
-                   ("estimate_plain_bytes", "estimate_with_swiglu_bytes", "estimate_hoisted_bytes", "predicted_bytes")}
-            print(f"row {r['row']}'s step, {r['model']} with tie_word_embeddings={r['tied']} on {r['tpu']}: "
-                  f"XLA temp {temp:,} B; without hoisting {pct['estimate_plain_bytes']:+.1f}%, with the SwiGLU "
-                  f"products {pct['estimate_with_swiglu_bytes']:+.1f}%, hoisted {pct['estimate_hoisted_bytes']:+.1f}%; "
-                  f"the plan {pct['predicted_bytes']:+.1f}% ({r['wall_s']} s{', cached' if r['cached'] else ''})",
-                  flush=True)
+    # a fixed folder: the config's path is part of the compile's cache key, so a re-run reads the cache
+    folder = cache_dir() / "tie_flip"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, case in enumerate(CASES):
+        if args.only and i not in args.only:
+            continue
+        r = run_case(*case, folder)
+        temp = r["xla_temp_bytes"]
+        if not temp:
+            print(f"row {r['row']} {r['model']} tied={r['tied']}: no temp from the compile")
+            continue
+        pct = {k: 100 * (r[k] - temp) / temp for k in
+               ("estimate_plain_bytes", "estimate_with_swiglu_bytes", "estimate_hoisted_bytes", "predicted_bytes")}
+        print(f"row {r['row']}'s step, {r['model']} with tie_word_embeddings={r['tied']} on {r['tpu']}: "
+              f"XLA temp {temp:,} B; without hoisting {pct['estimate_plain_bytes']:+.1f}%, with the SwiGLU "
+              f"products {pct['estimate_with_swiglu_bytes']:+.1f}%, hoisted {pct['estimate_hoisted_bytes']:+.1f}%; "
+              f"the plan {pct['predicted_bytes']:+.1f}% ({r['wall_s']} s{', cached' if r['cached'] else ''})",
+              flush=True)
     return 0
 
 
