@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.compile import cache_dir, compile_config, run_compile  # noqa: E402
-from planner.model import CATALOG_DIR, load_model_spec  # noqa: E402
+from planner.model import CATALOG_DIR  # noqa: E402
 from planner.plan import make_plan  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
 from planner.training import untied_ring_swiglu_bytes  # noqa: E402
@@ -51,8 +51,7 @@ def run_case(row: int, model: str, tied: bool, fields: dict, directory: Path) ->
     path = flipped_config(model, tied, directory)
     plan = make_plan(PlanRequest(model=str(path), workload="train", remat="dots", **fields))
     inputs = plan.training.step[0].inputs
-    spec = load_model_spec(str(path))
-    swiglu = untied_ring_swiglu_bytes(spec._replace(tied=False), inputs["L"], inputs["tok"], inputs["it_c"])
+    swiglu = untied_ring_swiglu_bytes(plan.spec._replace(tied=False), inputs["L"], inputs["tok"], inputs["it_c"])
     result, cached, wall = run_compile(compile_config(plan))
     temp = (result.get("memory") or {}).get("temp_bytes")
     outcomes = inputs["outcomes"]

@@ -1011,8 +1011,7 @@ class _Hoisting(NamedTuple):
     limited: bool  # the gathers exceed ``_HOIST_MAX_LIMIT_SHARE`` of the HBM limit: none hoisted
     uncast_skips: bool  # params in the compute dtype on a generation that then hoists none
     line: float | None  # the resident-per-saved line that decides this dots step, else None
-    untied_line: bool  # that line is the one for untied models' ring steps
-    untied_tp2: bool  # ... with tp 2
+    line_fields: dict  # the line's own fields for the step's inputs: ``untied`` (and its ``band`` with tp 2)
     reason: str  # one line, printed by --explain
 
 
@@ -1034,10 +1033,11 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
     line_applies = (mesh.dp == 1 and fsdp >= _HOIST_LINE_MIN_FSDP
                     and (crosses_ring_line or generation not in _HOIST_LINE_RING_STEPS_ONLY))
     untied_rings = crosses_ring_line and not tied and generation in _HOIST_MIN_RESIDENT_PER_SAVED_UNTIED
-    lines = (_HOIST_MIN_RESIDENT_PER_SAVED if not untied_rings else
-             _HOIST_MIN_RESIDENT_PER_SAVED_UNTIED_TP2 if mesh.tp == 2 else _HOIST_MIN_RESIDENT_PER_SAVED_UNTIED)
+    untied_tp2 = untied_rings and mesh.tp == 2
+    lines = (_HOIST_MIN_RESIDENT_PER_SAVED_UNTIED_TP2 if untied_tp2 else
+             _HOIST_MIN_RESIDENT_PER_SAVED_UNTIED if untied_rings else _HOIST_MIN_RESIDENT_PER_SAVED)
     min_per_saved = lines.get(generation) if line_applies else None
-    which = "" if not untied_rings else " for untied models' rings with tp 2" if mesh.tp == 2 else " for untied models' rings"
+    which = (" for untied models' rings" + (" with tp 2" if untied_tp2 else "")) if untied_rings else ""
     below_line = (min_per_saved is not None and remat != "full"
                   and resident_bytes < min_per_saved * saved_unscaled)
     # ring steps hold 4/fsdp of the gathered weights, not all of them: the share decides plain steps only
@@ -1087,8 +1087,9 @@ def _hoisting(generation, mesh, remat, grad_accum, *, crosses_ring_line, uncast,
     else:
         reason = f"hoisted{how}: accumulating step with {remat} remat"
     return _Hoisting(hoists=hoists, if_cast=checkpointed and not limited, limited=limited,
-                     uncast_skips=uncast_skips, line=line, untied_line=line is not None and bool(which),
-                     untied_tp2=line is not None and untied_rings and mesh.tp == 2,
+                     uncast_skips=uncast_skips, line=line,
+                     line_fields=({"untied": True, **({"band": HOIST_LINE_BAND_UNTIED_TP2} if untied_tp2 else {})}
+                                  if line is not None and untied_rings else {}),
                      reason=reason)
 
 
@@ -1298,8 +1299,7 @@ def _step_temporaries(spec, mesh, shape, n_dev, it_p, it_c, remat, *, resident_b
     outcomes = {"hoisted_bytes": max(hoisted_under_budget(hoisted_want), backward_if_hoisted, update),
                 "not_hoisted_bytes": max(backward_unhoisted, update)}
     hoisting_line = ({"resident_per_saved": round(resident_bytes / saved_unscaled, 3), "line": hoisting.line,
-                      **({"untied": True} if hoisting.untied_line else {}),
-                      **({"band": HOIST_LINE_BAND_UNTIED_TP2} if hoisting.untied_tp2 else {})}
+                      **hoisting.line_fields}
                      if hoisting.line is not None and saved_unscaled else None)
     common = {"tok": tok, "L": L, "H": H, "V": V, "tp": tp, "fsdp": fsdp, "it_c": it_c, "remat": remat,
               "peak_phase": peak, "phase_bytes": phases, "hoisted": hoists, "hoist_reason": hoist_reason,
