@@ -96,10 +96,20 @@ def _print_step_bands(path) -> int:
           "(slice, remat, phase), then (slice, phase), then (slice)")
     print("phases: forward_start = the layers' weight all-gathers hoisted to the step's start; "
           "forward_start_windowed = hoisted as windowed-einsum rings")
-    print(f"{'regime':52} {'n':>3} {'range':>18} {'median':>7} {'held out: n, median, worst':>28}")
+    header = (f"{'regime':52} {'n':>3} {'range':>18} {'median':>7} {'held out: n, median, worst':>28}  "
+              f"beyond ±{sa.WORST_BOUND_PCT:.0f}%")
+    print(header)
+    tp_started = False
     for b in bands:
+        if b.regime[0] in sa.TP_CLASSES and not tp_started:
+            tp_started = True
+            print()
+            print("bands by tp, quoted by plans with tp > 1: (tp class, remat, ring kind), then (tp class, ring kind), "
+                  "then (tp class)")
+            print(header)
         held = (f"{b.held_out_n}, {b.held_out_median_abs_pct:.1f}%, {b.held_out_worst_pct:+.1f}%"
                 if b.held_out_n else "0")
+        beyond = ", ".join(str(i) for i in b.beyond_bound_ids) or "-"
         print(f"{sa.describe(b.regime, short=True):52} {b.n:>3} {f'{b.lo_pct:+.1f}% to {b.hi_pct:+.1f}%':>18} "
-              f"{b.median_abs_pct:>6.1f}% {held:>28}")
+              f"{b.median_abs_pct:>6.1f}% {held:>28}  {beyond}")
     return 0

@@ -284,7 +284,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     # training and co-located RL (imported here: the infer path stays light)
     from planner import step_accuracy
     from planner.training import (hoisting_line_note, near_line_other_outcome, parse_mesh, past_share_note,
-                                  rings_line_note, scheduler_memory_share, tp_compiles_note, train_shape,
+                                  rings_line_note, scheduler_memory_share, train_shape,
                                   training_memory, unpredicted_step_reason)
 
     sequences = _sequences(req)
@@ -310,7 +310,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         if near_line and not unpredicted:
             notes.append(near_line)
     if mesh.tp > 1:
-        notes.append(tp_compiles_note(mesh.tp, train))
+        if not unpredicted:
+            notes.append(step_accuracy.tp_note(mesh.tp, step_accuracy.tp_regime(req.remat, train)))
         uneven = [f"{n} {kind}" for n, kind in spec.heads_tp_does_not_divide(mesh.tp)]
         if uneven:
             notes.append(f"training mesh tp = {mesh.tp} does not divide {spec.name}'s {' or '.join(uneven)}: an "

@@ -17,6 +17,9 @@ error bands the planner prints beside a step estimate:
   are left out: their plans print their own note;
 * a plan gets the band of the most specific regime with at least :data:`MIN_BAND_RECORDS`
   records: (slice class, remat, phase), else (slice class, phase), else (slice class);
+* steps with tp > 1 also fall in a tp band, (tp class, remat, ring kind) (:func:`tp_regime`), chosen
+  the same way, which their plans quote for the estimate's tp terms (:func:`tp_note`);
+* a band names its compiles beyond the compile check's worst bound (``WORST_BOUND_PCT``);
 * where the band's ends would flip the plan's verdict (fits ↔ oom), the plan says so with the
   bytes XLA would need there (:func:`verdict_note`, :func:`need_range`).
 
@@ -43,6 +46,11 @@ from planner.units import GiB
 SCHEMA = "hbmplan.compiled_steps/1"
 #: A band is printed only where at least this many compiles share the regime.
 MIN_BAND_RECORDS = 5
+#: The compile check's bound on the worst step error (percent of XLA's temp): bands name their
+#: compiles beyond it (``Band.beyond_bound_ids``).
+WORST_BOUND_PCT = 15.0
+#: The tp classes of the tp bands: tp 2, and tp 4 and above (the records have tp 4 and 8).
+TP_CLASSES = ("tp 2", "tp 4+")
 #: Request fields a record may carry (``planner.request.PlanRequest`` names).
 REQUEST_FIELDS = ("tpu", "model", "workload", "bs", "micro_bs", "prompt_len", "len", "optimizer", "remat",
                   "param_dtype", "compute_dtype", "beta", "mesh")
@@ -91,7 +99,7 @@ class Band(NamedTuple):
       n: compiles in it; lo_pct, hi_pct: the most negative and most positive error;
       median_abs_pct: median absolute error; held_out_n / held_out_median_abs_pct /
       held_out_worst_pct: the same over its held-out compiles (None where there are none);
-      ids: the bench rows.
+      ids: the bench rows; beyond_bound_ids: those whose |error| exceeds ``WORST_BOUND_PCT``.
     """
 
     regime: tuple[str, str, str]
@@ -103,10 +111,11 @@ class Band(NamedTuple):
     held_out_median_abs_pct: float | None
     held_out_worst_pct: float | None
     ids: tuple[int, ...]
+    beyond_bound_ids: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         d = self._asdict()
-        d["regime"], d["ids"] = list(self.regime), list(self.ids)
+        d["regime"], d["ids"], d["beyond_bound_ids"] = list(self.regime), list(self.ids), list(self.beyond_bound_ids)
         return d
 
 
@@ -152,6 +161,23 @@ def regime_of(plan) -> tuple[str, str, str] | None:
     return regime(plan.slice.generation.name, plan.slice.num_devices, plan.request.remat, plan.training)
 
 
+def tp_regime(remat: str, train) -> tuple[str, str, str] | None:
+    """(tp class, remat, ring kind) of a training step whose mesh has tp > 1; None for tp 1 or no step.
+
+    The tp class is one of ``TP_CLASSES``; the ring kind ``no rings`` (the fsdp all-gathers run
+    plain, or no remat), ``rings, hoisted`` (the layers' gathers hoisted as windowed-einsum rings) or
+    ``rings, not hoisted`` (:func:`planner.training.windowed_einsum_expected` and the hoisting rules).
+    The tp bands keyed by it say how the step estimate's tp terms have held against XLA."""
+    if train is None or not train.step or train.mesh.tp < 2:
+        return None
+    inputs = train.step[0].inputs
+    if remat == "none" or not inputs["windowed_einsum"]:
+        kind = "no rings"
+    else:
+        kind = "rings, hoisted" if inputs["hoisted"] else "rings, not hoisted"
+    return TP_CLASSES[0] if train.mesh.tp == 2 else TP_CLASSES[1], remat, kind
+
+
 def _round(x: float) -> float:
     return round(x, 1)
 
@@ -165,7 +191,7 @@ def compute_bands(points: Iterable[tuple[tuple[str, str, str], float, bool, int]
         for key in ((cls, remat, phase), (cls, "*", phase), (cls, "*", "*")):
             groups.setdefault(key, []).append((e, held, rid))
     bands = []
-    for key in sorted(groups, key=lambda k: (k[0], k[1] == "*", k[2] == "*", k)):
+    for key in sorted(groups, key=lambda k: (k[0] in TP_CLASSES, k[0], k[1] == "*", k[2] == "*", k)):
         pts = groups[key]
         errs = [e for e, _, _ in pts]
         held = [e for e, h, _ in pts if h]
@@ -173,12 +199,14 @@ def compute_bands(points: Iterable[tuple[tuple[str, str, str], float, bool, int]
                           _round(statistics.median(abs(e) for e in errs)), len(held),
                           _round(statistics.median(abs(e) for e in held)) if held else None,
                           _round(max(held, key=abs)) if held else None,
-                          tuple(sorted(rid for _, _, rid in pts))))
+                          tuple(sorted(rid for _, _, rid in pts)),
+                          tuple(sorted(rid for e, _, rid in pts if abs(e) > WORST_BOUND_PCT))))
     return bands
 
 
 def evaluate(steps: Iterable[CompiledStep], plan_fn: Callable | None = None) -> list[tuple]:
-    """(regime, error %, held out, id) of every record today's step model predicts (flagged ones left out)."""
+    """(regime, error %, held out, id) of every record today's step model predicts (flagged ones left out),
+    and a second point under its :func:`tp_regime` for each with tp > 1."""
     from planner.request import PlanRequest
 
     if plan_fn is None:
@@ -191,6 +219,9 @@ def evaluate(steps: Iterable[CompiledStep], plan_fn: Callable | None = None) -> 
             continue
         e = 100.0 * (t.step_temp_bytes - s.xla_temp) / s.xla_temp
         points.append((regime_of(plan), e, s.held_out, s.id))
+        tp_key = tp_regime(plan.request.remat, t)
+        if tp_key is not None:
+            points.append((tp_key, e, s.held_out, s.id))
     return points
 
 
@@ -211,7 +242,10 @@ _PHASE_WORDS = {"forward_start": "the layers' weight all-gathers hoisted, peak a
                 "backward_start": "peak at the backward's start",
                 "backward_start_windowed": "the layers' weight all-gathers hoisted as windowed-einsum rings, peak "
                                            "at the backward's start with its ring chunks",
-                "update": "peak at the optimizer update"}
+                "update": "peak at the optimizer update",
+                "no rings": "no windowed-einsum rings",
+                "rings, hoisted": "windowed-einsum rings with the layers' all-gathers hoisted",
+                "rings, not hoisted": "windowed-einsum rings, the layers' all-gathers not hoisted"}
 
 
 def describe(regime: tuple[str, str, str], short: bool = False) -> str:
@@ -232,15 +266,42 @@ def records_label() -> str:
     return "calibrations/compiled/training_steps.json" if p == SHIPPED_PATH else str(p)
 
 
-def band_note(band: Band) -> str:
-    """The plan note for a band: how far the estimate was from XLA over the compiles of its regime."""
+def _band_figures(band: Band) -> str:
+    """A band's range, median, held-out figures and the compiles beyond ``WORST_BOUND_PCT``, in words."""
     held = ""
     if band.held_out_n:
         held = (f"; the {band.held_out_n} held out: median {band.held_out_median_abs_pct:.1f}%, "
                 f"worst {band.held_out_worst_pct:+.1f}%")
+    beyond = ""
+    if band.beyond_bound_ids:
+        rows = [str(i) for i in band.beyond_bound_ids]
+        listed = rows[0] if len(rows) == 1 else ", ".join(rows[:-1]) + " and " + rows[-1]
+        beyond = f"; beyond ±{WORST_BOUND_PCT:.0f}%: bench row{'s' if len(rows) > 1 else ''} {listed}"
+    return (f"{band.lo_pct:+.1f}% to {band.hi_pct:+.1f}% of XLA's temp (median |error| {band.median_abs_pct:.1f}%"
+            f"{held}{beyond}; {records_label()})")
+
+
+def band_note(band: Band) -> str:
+    """The plan note for a band: how far the estimate was from XLA over the compiles of its regime."""
     return (f"step estimate against XLA:TPU: over {band.n} compiles of such steps ({describe(band.regime)}) it was "
-            f"{band.lo_pct:+.1f}% to {band.hi_pct:+.1f}% of XLA's temp (median |error| {band.median_abs_pct:.1f}%"
-            f"{held}; {records_label()}); check it with --compile")
+            f"{_band_figures(band)}; check it with --compile")
+
+
+def tp_note(tp: int, key: tuple[str, str, str]) -> str:
+    """The plan note for a training mesh with tp > 1: how the step estimate held over the compiles of
+    its tp band (:func:`tp_regime`), with the tps they had, or that too few are on record."""
+    band = lookup(key)
+    if band is None:
+        return (f"training mesh tp = {tp}: no {MIN_BAND_RECORDS} compiles of such a step ({describe(key)}) are on "
+                "record to say how the step estimate's tp terms hold; check it with --compile")
+    had = ""
+    if band.regime[0] != TP_CLASSES[0]:  # a class of several tps: say which the compiles had
+        steps, _ = load()
+        ids = set(band.ids)
+        tps = sorted({int(s.request["mesh"].split(",")[2]) for s in steps if s.id in ids and s.request.get("mesh")})
+        had = ", compiled with tp " + " and ".join(str(t) for t in tps)
+    return (f"training mesh tp = {tp}: over {band.n} compiles of such steps ({describe(band.regime)}{had}) the "
+            f"step estimate was {_band_figures(band)}; check it with --compile")
 
 
 def need_range(band: Band, need_bytes: int) -> tuple[int, int]:
@@ -306,7 +367,8 @@ def _parse_step(path, i: int, obj) -> CompiledStep:
 def _parse_band(path, i: int, obj) -> Band:
     try:
         b = Band(tuple(obj["regime"]), obj["n"], obj["lo_pct"], obj["hi_pct"], obj["median_abs_pct"],
-                 obj["held_out_n"], obj["held_out_median_abs_pct"], obj["held_out_worst_pct"], tuple(obj["ids"]))
+                 obj["held_out_n"], obj["held_out_median_abs_pct"], obj["held_out_worst_pct"], tuple(obj["ids"]),
+                 tuple(obj.get("beyond_bound_ids", ())))
     except (KeyError, TypeError) as e:
         raise _fail(path, f"bands[{i}] lacks {e}") from None
     if len(b.regime) != 3 or not isinstance(b.n, int) or b.n < 1:

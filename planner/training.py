@@ -730,48 +730,6 @@ def runs_hoisted_rings(train: TrainingMemory) -> bool:
     return bool(inputs.get("windowed_einsum") and inputs.get("hoisted") and inputs.get("remat") != "none")
 
 
-def tp_compiles_note(tp: int, train: TrainingMemory) -> str:
-    """What the compiles on record with this tp say about the step estimate's tp terms (bench rows)."""
-    if tp == 2:
-        windowed = runs_hoisted_rings(train)
-        return ("training mesh tp = 2: the step estimate's tp terms rest on 76 tp = 2 compiles: the 19 without "
-                "windowed-einsum rings within 11.3% (v4, v5e, v6e; six held out after the logits gathered over tp, "
-                "bench rows 389-391, 396, 399 and, without remat, 450, within 3.5%) but for a v5e step beside a "
-                "4-chip fsdp ring, on "
-                "v5e's older fit there, at -15.3% (row 406), the 31 dots steps with rings from -10.0% to +4.6% "
-                "(two set the six ring chunks per weight matrix, rows 352 and 358, one the backward's ring "
-                "chunks, row 364, and eight the untied models' lines, rows 525, 528, 535, 545, 547 and 549-551; "
-                "twenty held out, rows 359, 360, 363, 365, 411, 412, 425-427, 520-522, 530, 544 and 553-558) but "
-                "for six where XLA kept its gathers above the lines: row 521 (tied, 2.44x) at +42.9%, and untied "
-                "rows 530, 557 and 558 with lion at 2.34x-2.39x (+63.2% to +64.2%) and 553 and 554 with adamw at "
-                "1.87x (+30.1%, +30.8%), 23 dots ring "
-                "steps without hoisting on the backward's recomputation of every layer (RING_RECOMPUTE_UNHOISTED_MIN_TP; "
-                "row 431 set it, -3.3%, rows 548 and 552 the untied tp 2 line; 20 held out, rows 437-443, 491, 494, 496, "
-                "499, 500, 509, 513-516, 534, 559 and 560, from -10.5% to +11.8%, those on v5e and v6e with large "
-                "logits after the packing term, RING_RECOMPUTE_PACKING_*), "
-                "and three full-remat "
-                "ring steps above the full-remat rings line on the same recomputation (rows 361, 362 and, held "
-                "out, 464: "
-                "-4.2%, -0.9%, -0.7%)"
-                + (" (this step is expected to run rings)" if windowed else "") + "; check it with --compile")
-    return (f"training mesh tp = {tp}: the step estimate's tp terms rest on 46 compiles with tp 4 or 8 (bench rows "
-            "372-420, 487-502 and 529): without windowed-einsum rings, where the backward set the need, 16 on v4, v5e and "
-            "v6e within 3.8% (seven of them set the logits gathered over tp to the full vocabulary beside the "
-            "unscaled saved activations; nine held out) and five v5e steps on 4-chip fsdp rings, which keep an "
-            "older fit, from -14.4% to +14.1%; where the hoisted gathers did, two from -7.4% to -1.1%; the six v4 "
-            f"steps beside a 4-chip fsdp ring, flagged, all below XLA (it needed 1.11-{V4_HELD_COTANGENTS_MAX_RATIO}x); "
-            "with rings (fsdp 8 and 16), 17: the backward's recomputation of every layer at its start "
-            "(RING_RECOMPUTE_MIN_TP) read from rows 408 and 410 (-0.3%, +0.9%), on v5e and v6e with XLA's packing "
-            "where the logits are a large share of it (RING_RECOMPUTE_PACKING_*) read from rows 415 and 417 (+1.6%, "
-            "-1.9%) and left off v4 by row 489 (-6.4%); held out: rows 401 and 501 on v4 -2.6% and -0.9%, rows "
-            "416 and 418-420 (3B and 7B) within 9.8%, rows 487, 497 and 498 (1B and 1.7B, with the packing term) "
-            "from -2.6% to +4.4%, and row 407, whose rings were hoisted at 2.49x resident per saved activations "
-            "(-19.8% on the estimate without hoisting): +2.7%, and, held "
-            "out after, row 502, the same step as two sequences of 768 tokens: +2.7%; row 529 (Qwen3-8B, untied, "
-            "hoisted at 2.34x) set the untied models' line with rows 525-528: +2.0%"
-            + ("; none with tp > 8" if tp > 8 else "") + "; check it with --compile")
-
-
 def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int) -> bool:
     """Whether XLA:TPU is expected to run the fsdp all-gather + matmuls as windowed-einsum rings."""
     line = WINDOWED_EINSUM_MIN_TOKENS.get(generation or "")
