@@ -298,7 +298,7 @@ def sweep(grid: dict[str, typing.Any] | None = None, /, **options) -> pd.DataFra
                   beta, seqs, pad, mb, ga, tok):
         return training_memory(specs[mc], Mesh(a, b, c), TrainShape(seqs, pad, mb, ga, sl, mpd, tok),
                                opt, pdt, cdt, remat, beta,
-                               xla_limit_bytes=slices[tc].limit_bytes, generation=slices[tc].generation.name)
+                               xla_limit_bytes=slices[tc].limit_bytes, generation=slices[tc].generation.step_rules_name)
 
     k = ~bad
     tk = t[k]

@@ -291,12 +291,12 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     mesh = parse_mesh(req.mesh, slc.num_devices)
     shape = train_shape(sequences, req.micro_bs, req.prompt_len, req.len, mesh)
     train = training_memory(spec, mesh, shape, req.optimizer, req.param_dtype, req.compute_dtype, req.remat, req.beta,
-                            xla_limit_bytes=limit, generation=slc.generation.name)
+                            xla_limit_bytes=limit, generation=slc.generation.step_rules_name)
     resident = list(train.resident)
     need = train.step_temp_bytes
-    gen = slc.generation.name
+    gen = slc.generation.step_rules_name  # the rules' generation; the bands keep the slice's own
     unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
-    regime = step_accuracy.regime(gen, slc.num_devices, req.remat, train)
+    regime = step_accuracy.regime(slc.generation.name, slc.num_devices, req.remat, train)
     band = None if unpredicted else step_accuracy.lookup(regime)
     if band is not None:
         notes.append(step_accuracy.band_note(band))
@@ -304,6 +304,10 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
         notes.append(f"step estimate: no {step_accuracy.MIN_BAND_RECORDS} compiles of such a step "
                      f"({step_accuracy.describe(regime)}) are on record to say how close it is; the step model was "
                      "fitted on v4, v5e and v6e compiles; check it with --compile")
+    if slc.generation.step_rules:
+        notes.append(f"the step model applies {gen}'s fitted rules to {slc.generation.name}: XLA compiles both as one "
+                     f"TPU family (bench rows 561-567 came within 10% on {gen}'s rules); figures below that name {gen} "
+                     "are those rules")
     if unpredicted:
         notes.append(unpredicted)
     for near_line in (hoisting_line_note(train), rings_line_note(gen, train), past_share_note(train)):
