@@ -838,6 +838,18 @@ GRID: list[tuple] = [
     ("tpu7x-16", "Llama-3.2-3B", 16, 2, 512, 512, "adamw", "dots", {}),
     ("tpu7x-8", "Qwen3-4B", 8, 2, 256, 512, "sgd", "none", {}),
     ("tpu7x-8", "Qwen2.5-1.5B", 16, 2, 512, 1024, "lion", "full", {}),
+    # sixty-fourth batch, held out (chosen before compiling): tpu7x after it took v6e's step rules (rings
+    # from 1536 tokens/device, full and no remat with adamw, lion and sgd, tp 2), and more v5p on v5e's
+    ("tpu7x-8", "Qwen2.5-3B", 8, 2, 512, 1024, "lion", "dots", {}),
+    ("tpu7x-8", "Llama-3.2-1B", 8, 2, 512, 512, "adamw", "none", {}),
+    ("tpu7x-16", "Qwen3-4B", 16, 2, 512, 1024, "adamw", "dots", {}),
+    ("tpu7x-8", "Qwen3-8B", 8, 2, 512, 512, "lion", "full", {}),
+    ("tpu7x-16", "Llama-3.2-3B", 16, 2, 256, 768, "lion", "dots", {"mesh": "1,8,2"}),
+    ("tpu7x-8", "Qwen2.5-1.5B", 8, 1, 512, 512, "sgd", "none", {}),
+    ("v5p-8", "Qwen3-8B", 8, 2, 256, 768, "adamw", "dots", {}),
+    ("v5p-32", "Qwen3-4B", 32, 2, 512, 512, "lion", "dots", {}),
+    ("v5p-16", "Llama-3.2-1B", 16, 2, 512, 512, "adamw", "none", {}),
+    ("v5p-16", "Qwen2.5-7B", 8, 4, 512, 1024, "lion", "dots", {}),
 ]
 #: The held-out batches: rows chosen and committed before they were compiled, each after the rules
 #: that predict it were fixed (rows 137-138, 171-173 and 358 were diagnosis, not held out).
@@ -845,7 +857,7 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
                     | frozenset(range(114, 122)) | frozenset(range(129, 137)) | frozenset(range(139, 171))
                     | frozenset(range(174, 215)) | frozenset(range(218, 229)) | frozenset(range(233, 247))
                     | frozenset(range(247, 358)) | frozenset(range(359, 517)) | frozenset(range(518, 546))
-                    | frozenset(range(547, 585)))
+                    | frozenset(range(547, 595)))
 #: Held-out rows that later led to a rule change and count as fitted since: row 104 (sixth batch) to
 #: the v4 8+ chip dots line; row 121 (seventh) and rows 139-142 (ninth) to the resident-per-saved line
 #: (commit a75c517; rows 143-146 were compiled after it); rows 151 and 152 (tenth) moved v5e's line
@@ -888,7 +900,8 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: 2.31x; rows 531-533 (fifty-eighth), with the buffer assignments of 532 and 533, set the untied
 #: lm_head's SwiGLU products (``untied_ring_swiglu_bytes``); rows 535 and 545 (fifty-eighth and
 #: fifty-ninth) and the sixtieth batch (rows 547-552) set the untied models' tp 2 line at 1.85x; v5p's
-#: first seven compiles (rows 561-567, sixty-second batch) put v5p on v5e's rules (``step_rules``).
+#: first seven compiles (rows 561-567, sixty-second batch) put v5p on v5e's rules (``step_rules``), and
+#: tpu7x's nine (rows 568-572 and 581-584, sixty-second and sixty-third) tpu7x on v6e's.
 JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181,
                            89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194, 203, 149, 161,
                            234, 235, 236, 239, 247, 249, 250, 256, 257, 258, 259, 260, 266, 267, 273,
@@ -899,7 +912,7 @@ JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 
                            78, 453, 209, 212, 213, 436, 361, 362, 288, 470, 471, 472, 476, 477, 478,
                            415, 417, 489, 407, 503, 525,
                            526, 527, 528, 529, 531, 532, 533, 535, 545, 547, 548, 549, 550, 551, 552,
-                           561, 562, 563, 564, 565, 566, 567})
+                           561, 562, 563, 564, 565, 566, 567, 568, 569, 570, 571, 572, 581, 582, 583, 584})
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
 HELD_OUT = HELD_OUT_BATCHES - JOINED_FITTED
 

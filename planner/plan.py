@@ -305,9 +305,9 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      f"({step_accuracy.describe(regime)}) are on record to say how close it is; the step model was "
                      "fitted on v4, v5e and v6e compiles; check it with --compile")
     if slc.generation.step_rules:
-        notes.append(f"the step model applies {gen}'s fitted rules to {slc.generation.name}: XLA compiles both as one "
-                     f"TPU family (bench rows 561-567 came within 10% on {gen}'s rules); figures below that name {gen} "
-                     "are those rules")
+        notes.append(f"the step model applies {gen}'s fitted rules to {slc.generation.name}, whose compiles came closer "
+                     f"on them than on the defaults (the band above is {slc.generation.name}'s own); figures below that "
+                     f"name {gen} are those rules")
     if unpredicted:
         notes.append(unpredicted)
     for near_line in (hoisting_line_note(train), rings_line_note(gen, train), past_share_note(train)):
