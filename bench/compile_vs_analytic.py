@@ -901,7 +901,8 @@ HELD_OUT_BATCHES = (frozenset(range(71, 81)) | (frozenset(range(84, 92)) - {86, 
 #: lm_head's SwiGLU products (``untied_ring_swiglu_bytes``); rows 535 and 545 (fifty-eighth and
 #: fifty-ninth) and the sixtieth batch (rows 547-552) set the untied models' tp 2 line at 1.85x; v5p's
 #: first seven compiles (rows 561-567, sixty-second batch) put v5p on v5e's rules (``step_rules``), and
-#: tpu7x's nine (rows 568-572 and 581-584, sixty-second and sixty-third) tpu7x on v6e's.
+#: tpu7x's nine (rows 568-572 and 581-584, sixty-second and sixty-third) tpu7x on v6e's; rows 586 and
+#: 590 (sixty-fourth), with 583, flagged tpu7x's steps without remat (``NO_REMAT_UNPREDICTED``).
 JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 130, 158, 159, 177, 178, 181,
                            89, 90, 103, 133, 147, 153, 174, 175, 179, 190, 194, 203, 149, 161,
                            234, 235, 236, 239, 247, 249, 250, 256, 257, 258, 259, 260, 266, 267, 273,
@@ -912,7 +913,8 @@ JOINED_FITTED = frozenset({104, 121, 139, 140, 141, 142, 151, 152, 73, 80, 118, 
                            78, 453, 209, 212, 213, 436, 361, 362, 288, 470, 471, 472, 476, 477, 478,
                            415, 417, 489, 407, 503, 525,
                            526, 527, 528, 529, 531, 532, 533, 535, 545, 547, 548, 549, 550, 551, 552,
-                           561, 562, 563, 564, 565, 566, 567, 568, 569, 570, 571, 572, 581, 582, 583, 584})
+                           561, 562, 563, 564, 565, 566, 567, 568, 569, 570, 571, 572, 581, 582, 583, 584,
+                           586, 590})
 #: Rows compiled after the rules that predict them were fixed, and not used to fit anything.
 HELD_OUT = HELD_OUT_BATCHES - JOINED_FITTED
 

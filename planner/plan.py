@@ -295,7 +295,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
     resident = list(train.resident)
     need = train.step_temp_bytes
     gen = slc.generation.step_rules_name  # the rules' generation; the bands keep the slice's own
-    unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train)
+    unpredicted = unpredicted_step_reason(gen, req.optimizer, req.remat, train, slc.generation.name)
     regime = step_accuracy.regime(slc.generation.name, slc.num_devices, req.remat, train)
     band = None if unpredicted else step_accuracy.lookup(regime)
     if band is not None:

@@ -775,11 +775,21 @@ V4_HELD_COTANGENTS_MIN = (4, 4)
 V4_HELD_COTANGENTS_MAX_RATIO = 1.49
 
 
+#: Generations (by the slice's own name) whose steps without remat the step model does not predict:
+#: on tpu7x, on v6e's rules otherwise, XLA held no gathered layer weights at the peak of two such
+#: steps (bench rows 583, 586: Qwen3-4B with sgd and Llama-3.2-1B with adamw, grad_accum 2) and one
+#: copy without the saved activations beside it at the third's (row 590, grad_accum 1): 0.46x, 0.64x
+#: and 0.69x of the estimate, which holds one copy beside them as on v6e.
+NO_REMAT_UNPREDICTED = frozenset({"tpu7x"})
+
+
 def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
-                            train: TrainingMemory) -> str | None:
+                            train: TrainingMemory, slice_generation: str | None = None) -> str | None:
     """Why the step model does not predict XLA:TPU's schedule of this step, or None where it does.
 
-    Eight settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
+    ``generation`` names the rules the step was estimated by, ``slice_generation`` the slice's own
+    generation where it borrows another's (:attr:`planner.tpu.TpuGeneration.step_rules`).
+    Nine settings compiled to schedules the step model does not capture (bench/compile_vs_analytic):
 
     * adafactor on v6e: Llama-3.2-3B hoisted no weight all-gathers (1.44 GiB of temp), Qwen2.5-3B
       the backward's (4.41 GiB); the estimate assumes the forward start's, above both (its small
@@ -807,10 +817,16 @@ def unpredicted_step_reason(generation: str | None, optimizer: str, remat: str,
       ``RING_FULL_REMAT_HOIST_MAX_PER_RESIDENT``): no such compile; the three tp 2 ones (bench rows
       361, 362 and 464) were above that line and peaked on the recomputation, as it predicts;
     * an fsdp ring of 4+ chips beside tp >= 4 on v4 without rings (``V4_HELD_COTANGENTS_MIN``): XLA needed 1.11-1.49x
-      the estimate in all six such compiles, which is a lower bound there.
+      the estimate in all six such compiles, which is a lower bound there;
+    * no remat on tpu7x (``NO_REMAT_UNPREDICTED``): XLA needed 0.46-0.69x the estimate, an upper bound.
     """
     grad_accum = train.shape.grad_accum
     step = train.step[0].inputs if train.step else {}
+    if remat == "none" and slice_generation in NO_REMAT_UNPREDICTED:
+        return (f"no remat on {slice_generation}: in the three such compiles (bench rows 583, 586, 590) XLA held no "
+                "gathered layer weights at the peak, or one copy without the saved activations, and needed 0.46-0.69x "
+                f"the estimate ({fmt_gib(train.step_temp_bytes)} here), which holds one copy beside them as on v6e: "
+                "an upper bound; check it with --compile")
     if generation == "v6e" and optimizer == "adafactor":
         return ("adafactor on v6e: XLA scheduled the weight all-gathers differently for Llama-3.2-3B (none "
                 "hoisted, 1.44 GiB of temp) and Qwen2.5-3B (the backward's hoisted, 4.41 GiB); the step "
