@@ -1,6 +1,6 @@
 """Hold the analytic training-step model to the real XLA:TPU compiler.
 
-For each config of a grid (model sizes 0.5B-8B, v4 / v5e / v6e, micro-batch, sequence length,
+For each config of a grid (model sizes 0.5B-8B, v4 / v5e / v6e and since v5p / tpu7x, micro-batch, sequence length,
 remat policy, optimizer, mesh), compile the reference training step deviceless
 (:mod:`planner.compile`) and compare XLA's per-device figures with the analytic plan:
 
