@@ -1,7 +1,7 @@
 """Hold the analytic training-step model to the real XLA:TPU compiler.
 
-For each config of a grid (model sizes 0.5B-8B, v4 / v5e / v6e and since v5p / tpu7x, micro-batch, sequence length,
-remat policy, optimizer, mesh), compile the reference training step deviceless
+For each config of a grid (model sizes 0.5B-8B, v4 / v5e / v6e and since v5p / tpu7x, micro-batch,
+sequence length, remat policy, optimizer, mesh), compile the reference training step deviceless
 (:mod:`planner.compile`) and compare XLA's per-device figures with the analytic plan:
 
 * step temp: analytic ``step_temp_bytes`` vs XLA ``temp_size_in_bytes`` (what the runtime reserves
