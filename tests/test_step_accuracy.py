@@ -46,7 +46,7 @@ def test_records_hold_the_compiled_figures():
     # every grid row is on record but rows 380, 409, 488 and 492 (v5e-32, fsdp 8 x tp 4) and 495 (v5e-32,
     # fsdp 16 x tp 2), which did not compile (libtpu's limited ICI routing refused their collective-permutes),
     # and rows 490 and 493, tp 4 over models with two KV heads, which the reference step cannot shard
-    assert set(range(max(by_id) + 1)) - set(by_id) == {380, 409, 488, 490, 492, 493, 495} and len(steps) == 588
+    assert set(range(max(by_id) + 1)) - set(by_id) == {380, 409, 488, 490, 492, 493, 495} and len(steps) == 596
     # bench row 30 is the design card's step with --micro-bs 4: XLA's temp is the 7.82G the seed's
     # jit_training_step tried to reserve
     card = by_id[30]
@@ -56,8 +56,8 @@ def test_records_hold_the_compiled_figures():
     assert abs(card.temp_bytes / GiB / 7.82 - 1) < 0.005
     # every exact figure agrees with its three-decimal one
     assert all(abs(s.temp_bytes / GiB - s.temp_gib) <= 0.0005 for s in steps if s.temp_bytes is not None)
-    # held out (bench HELD_OUT): 331 of rows 71-594, compiled after the rules that predict them
-    assert sum(s.held_out for s in steps) == 331 and not any(s.held_out for s in steps if s.id < 71)
+    # held out (bench HELD_OUT): 339 of rows 71-602, compiled after the rules that predict them
+    assert sum(s.held_out for s in steps) == 339 and not any(s.held_out for s in steps if s.id < 71)
 
 
 def test_design_card_micro_batch_gets_the_v4_4_chip_hoisted_band():
@@ -267,7 +267,7 @@ def test_accuracy_steps_lists_every_band(capsys):
     # 54 compiles sit in the flagged settings, whose plans print their own note instead
     assert sum(n for cls, n in top.items() if cls not in sa.TP_CLASSES) == len(steps) - 54
     assert len(points) == len(steps) - 54 + top["tp 2"] + top["tp 4+"]
-    assert (top["tp 2"], top["tp 4+"]) == (79, 40)
+    assert (top["tp 2"], top["tp 4+"]) == (80, 40)
     # a band names its compiles beyond the worst bound
     assert all(set(b.beyond_bound_ids) == {rid for k, e, _, rid in points
                                            if all(x in ("*", y) for x, y in zip(b.regime, k)) and k[0] == b.regime[0]
@@ -308,11 +308,17 @@ def test_windowed_einsum_line_against_the_compiles_ring_buffers():
     by_id = {s.id: s for s in steps}
     rings = [s for s in steps if s.ring_bytes_at_peak]
     assert len(rings) >= 17
+    below_line = []
     for s in rings:
         plan = make_plan(PlanRequest(**s.request))
         # v5p and tpu7x by the lines of the rules they follow (v5e's 768, v6e's 1536 tokens/device)
         assert plan.slice.generation.step_rules_name in WINDOWED_EINSUM_MIN_TOKENS, s.id
-        assert plan.training.step[0].inputs["windowed_einsum"], s.id
+        if not plan.training.step[0].inputs["windowed_einsum"]:
+            below_line.append(s.id)
+    # but for one: tpu7x-16 (a 16-device fsdp ring) ran Llama-3.1-8B's rings at 1024 tokens/device (row 600,
+    # held out: -34.8%), where a tpu7x-8 step at 1024 held plain gathers at its peak (row 568) and a tpu7x-16
+    # one (row 582, Llama-3.2-3B) peaked in the backward with neither
+    assert below_line == [600]
     for rid, windowed in ((167, False), (172, False), (171, True), (173, True)):
         s = by_id[rid]
         plan = make_plan(PlanRequest(**s.request))
@@ -388,7 +394,7 @@ def test_tp_note_states_the_tp_compiles_on_record():
             errs[s.id] = ("rings" if runs_hoisted_rings(plan.training) else
                           "recompute" if inputs["ring_recompute"] else "plain",
                           plan.step_need_bytes / s.xla_temp - 1)
-    assert len(errs) + len(flagged) == 79
+    assert len(errs) + len(flagged) == 80
     plain = {sid: e for sid, (kind, e) in errs.items() if kind == "plain"}
     # row 578 (v5p-16, v5e's rules, held out after them) at +15.0%
     assert len(plain) == 20 and max(abs(e) for sid, e in plain.items() if sid not in (406, 578)) < 0.1135
@@ -398,7 +404,7 @@ def test_tp_note_states_the_tp_compiles_on_record():
     assert recompute == {361: -4.2, 362: -0.9, 464: -0.7, 431: -3.3, 437: 0.7, 438: 0.5, 439: 0.1, 440: -8.7, 441: -6.8,
                          442: -1.6, 443: -3.5, 491: 4.4, 494: -2.7, 496: -5.6, 499: 1.2, 500: -10.5, 509: 6.9,
                          513: 1.1, 514: 11.8, 515: 1.1, 516: 0.2, 534: -5.9, 548: -2.3, 552: -2.0, 559: -2.2,
-                         560: -2.6, 589: -7.0}
+                         560: -2.6, 589: -7.0, 599: -4.4}
     assert max(abs(plain[sid]) for sid in (389, 390, 391, 396, 399, 450)) < 0.036 and round(100 * plain[406], 1) == -15.3
     rings = {sid: round(100 * e, 1) for sid, (kind, e) in errs.items() if kind == "rings"}
     assert rings == {352: 3.5, 358: 0.3, 359: -8.2, 360: -0.5, 363: 4.3, 364: -8.9, 365: 3.5, 411: 4.6, 412: -10.0, 425: -9.1,
