@@ -306,8 +306,8 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
                      "fitted on v4, v5e and v6e compiles; check it with --compile")
     if slc.generation.step_rules:
         notes.append(f"the step model applies {gen}'s fitted rules to {slc.generation.name}, whose compiles came closer "
-                     f"on them than on the defaults (the band above is {slc.generation.name}'s own); figures below that "
-                     f"name {gen} are those rules")
+                     f"on them than on the defaults; its error band is over {slc.generation.name}'s own compiles, and "
+                     f"figures that name {gen} are those rules")
     if unpredicted:
         notes.append(unpredicted)
     for near_line in (hoisting_line_note(train), rings_line_note(gen, train), past_share_note(train)):
