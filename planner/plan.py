@@ -315,7 +315,7 @@ def make_plan(req: PlanRequest, records=None) -> Plan:
             notes.append(near_line)
     if mesh.tp > 1:
         if not unpredicted:
-            notes.append(step_accuracy.tp_note(mesh.tp, step_accuracy.tp_regime(req.remat, train)))
+            notes.append(step_accuracy.tp_note(mesh.tp, step_accuracy.tp_regime(train)))
         uneven = [f"{n} {kind}" for n, kind in spec.heads_tp_does_not_divide(mesh.tp)]
         if uneven:
             notes.append(f"training mesh tp = {mesh.tp} does not divide {spec.name}'s {' or '.join(uneven)}: an "

@@ -161,21 +161,21 @@ def regime_of(plan) -> tuple[str, str, str] | None:
     return regime(plan.slice.generation.name, plan.slice.num_devices, plan.request.remat, plan.training)
 
 
-def tp_regime(remat: str, train) -> tuple[str, str, str] | None:
+def tp_regime(train) -> tuple[str, str, str] | None:
     """(tp class, remat, ring kind) of a training step whose mesh has tp > 1; None for tp 1 or no step.
 
     The tp class is one of ``TP_CLASSES``; the ring kind ``no rings`` (the fsdp all-gathers run
     plain, or no remat), ``rings, hoisted`` (the layers' gathers hoisted as windowed-einsum rings) or
-    ``rings, not hoisted`` (:func:`planner.training.windowed_einsum_expected` and the hoisting rules).
+    ``rings, not hoisted`` (:func:`planner.training.runs_rings` and the hoisting rules).
     The tp bands keyed by it say how the step estimate's tp terms have held against XLA."""
+    from planner.training import runs_rings
+
     if train is None or not train.step or train.mesh.tp < 2:
         return None
     inputs = train.step[0].inputs
-    if remat == "none" or not inputs["windowed_einsum"]:
-        kind = "no rings"
-    else:
-        kind = "rings, hoisted" if inputs["hoisted"] else "rings, not hoisted"
-    return TP_CLASSES[0] if train.mesh.tp == 2 else TP_CLASSES[1], remat, kind
+    kind = ("no rings" if not runs_rings(train) else
+            "rings, hoisted" if inputs["hoisted"] else "rings, not hoisted")
+    return TP_CLASSES[0] if train.mesh.tp == 2 else TP_CLASSES[1], inputs["remat"], kind
 
 
 def _round(x: float) -> float:
@@ -219,7 +219,7 @@ def evaluate(steps: Iterable[CompiledStep], plan_fn: Callable | None = None) -> 
             continue
         e = 100.0 * (t.step_temp_bytes - s.xla_temp) / s.xla_temp
         points.append((regime_of(plan), e, s.held_out, s.id))
-        tp_key = tp_regime(plan.request.remat, t)
+        tp_key = tp_regime(t)
         if tp_key is not None:
             points.append((tp_key, e, s.held_out, s.id))
     return points

@@ -724,10 +724,15 @@ def _ring_output_width(spec, tp: int) -> int:
 
 
 
+def runs_rings(train: TrainingMemory) -> bool:
+    """Whether the step estimate expects the fsdp all-gathers to run as windowed-einsum rings (with remat)."""
+    inputs = train.step[0].inputs if train.step else {}
+    return bool(inputs.get("windowed_einsum") and inputs.get("remat") != "none")
+
+
 def runs_hoisted_rings(train: TrainingMemory) -> bool:
     """Whether the step estimate expects every layer's gathers hoisted as windowed-einsum rings."""
-    inputs = train.step[0].inputs if train.step else {}
-    return bool(inputs.get("windowed_einsum") and inputs.get("hoisted") and inputs.get("remat") != "none")
+    return runs_rings(train) and bool(train.step[0].inputs.get("hoisted"))
 
 
 def windowed_einsum_expected(generation: str | None, fsdp: int, tokens_per_device: int) -> bool:
